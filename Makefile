@@ -1,0 +1,81 @@
+# Driven by build.sh, which sources toolchains/<target> and passes:
+#   BUILD=build/<target> CC=... TARGET_CFLAGS=... TARGET_LDFLAGS=... BIG_ENDIAN=0|1
+# Objects of the dependencies and of our code live under $(BUILD); a second
+# `make` with nothing changed does nothing.
+BUILD ?= build/x86_64-linux-musl
+CC ?= musl-gcc
+TARGET_CFLAGS ?=
+TARGET_LDFLAGS ?= -static
+BIG_ENDIAN ?= 0
+VERSION := $(shell cat VERSION)
+# Certificates are checked against the build date when the clock is older.
+BUILD_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+
+WSLAY := deps/src/wslay
+BEARSSL := deps/src/bearssl
+
+OPT ?= -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
+       -fvisibility=hidden
+STRIP_LDFLAG ?= -s
+DEP_CFLAGS := $(OPT) $(TARGET_CFLAGS) $(EXTRA_CFLAGS) -w
+ENDIAN := $(if $(filter 1,$(BIG_ENDIAN)),-DWORDS_BIGENDIAN=1,)
+WSLAY_CFLAGS := $(DEP_CFLAGS) -DHAVE_ARPA_INET_H=1 -DHAVE_NETINET_IN_H=1 $(ENDIAN) \
+                -I$(BUILD)/deps/include -I$(WSLAY)/lib/includes -I$(WSLAY)/lib
+BEARSSL_CFLAGS := $(DEP_CFLAGS) -I$(BEARSSL)/inc -I$(BEARSSL)/src
+CFLAGS_OWN := $(OPT) $(TARGET_CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+              -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+              -Wno-unused-parameter $(EXTRA_CFLAGS) \
+              -DTC_VERSION='"$(VERSION)"' -DTC_BUILD_EPOCH=$(BUILD_EPOCH) \
+              -I$(BUILD)/deps/include -I$(WSLAY)/lib/includes -I$(BEARSSL)/inc -Isrc
+LDFLAGS_OWN := $(TARGET_LDFLAGS) -Wl,--gc-sections $(EXTRA_LDFLAGS)
+
+WSLAY_SRC := $(wildcard $(WSLAY)/lib/*.c)
+BEARSSL_SRC := $(shell find $(BEARSSL)/src -name '*.c' 2>/dev/null | LC_ALL=C sort)
+OWN_SRC := $(wildcard src/*.c)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+
+WSLAY_OBJ := $(patsubst $(WSLAY)/lib/%.c,$(BUILD)/deps/wslay/%.o,$(WSLAY_SRC))
+BEARSSL_OBJ := $(patsubst $(BEARSSL)/src/%.c,$(BUILD)/deps/bearssl/%.o,$(BEARSSL_SRC))
+OWN_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(OWN_SRC))
+LIB_OBJ := $(filter-out $(BUILD)/obj/main.o,$(OWN_OBJ))
+UNIT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRC))
+LIBS := $(BUILD)/deps/libwslay.a $(BUILD)/deps/libbearssl.a
+
+all: $(BUILD)/tunnel-client $(BUILD)/unit-tests
+
+$(BUILD)/deps/include/wslay/wslayver.h:
+	@mkdir -p $(dir $@)
+	printf '#ifndef WSLAYVER_H\n#define WSLAYVER_H\n#define WSLAY_VERSION "1.1.1"\n#endif\n' > $@
+
+$(BUILD)/deps/wslay/%.o: $(WSLAY)/lib/%.c $(BUILD)/deps/include/wslay/wslayver.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WSLAY_CFLAGS) -c $< -o $@
+
+$(BUILD)/deps/bearssl/%.o: $(BEARSSL)/src/%.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(BEARSSL_CFLAGS) -c $< -o $@
+
+$(BUILD)/deps/libwslay.a: $(WSLAY_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/deps/libbearssl.a: $(BEARSSL_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
+	@echo "bearssl: $(words $(BEARSSL_OBJ)) objects"
+
+$(BUILD)/obj/%.o: src/%.c $(BUILD)/deps/include/wslay/wslayver.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_OWN) -MMD -MP -c $< -o $@
+
+$(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/deps/include/wslay/wslayver.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_OWN) -MMD -MP -c $< -o $@
+
+$(BUILD)/tunnel-client: $(OWN_OBJ) $(LIBS)
+	$(CC) $(OPT) $(TARGET_CFLAGS) $(LDFLAGS_OWN) $(STRIP_LDFLAG) -o $@ $(OWN_OBJ) $(LIBS)
+
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(LIB_OBJ) $(LIBS)
+	$(CC) $(TARGET_CFLAGS) $(LDFLAGS_OWN) -o $@ $(UNIT_OBJ) $(LIB_OBJ) $(LIBS)
+
+-include $(OWN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+
+.PHONY: all

@@ -1,0 +1,28 @@
+/* log: one line per event on stderr, "TIME LEVEL message key=value ...".
+ * Never pass payload bytes. Calls are cheap no-ops below the set level;
+ * building with -DTC_NO_TRACE removes trace calls entirely. */
+#ifndef LOG_H
+#define LOG_H
+
+enum log_level { LOG_TRACE, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Set the threshold; lines below it are not printed. Default LOG_INFO. */
+void log_set_level(enum log_level level);
+/* Parse "trace|debug|info|warn|warning|error" (any case). 0 or -1. */
+int log_level_parse(const char *s, enum log_level *out);
+/* Non-zero if a line at this level would be printed. */
+int log_enabled(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#ifdef TC_NO_TRACE
+#define log_trace(...) ((void)0)
+#else
+#define log_trace(...) log_msg(LOG_TRACE, __VA_ARGS__)
+#endif
+
+#endif
