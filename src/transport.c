@@ -1,0 +1,89 @@
+#include "transport.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tls.h"
+
+int transport_init(struct transport *t, int fd, const struct tls_config *tc)
+{
+	t->fd = fd;
+	t->tls = NULL;
+	if (tc != NULL) {
+		t->tls = tls_new(tc, fd);
+		if (t->tls == NULL) {
+			transport_close(t);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int transport_handshake(struct transport *t)
+{
+	return t->tls != NULL ? tls_handshake(t->tls) : 1;
+}
+
+ssize_t transport_read(struct transport *t, void *buf, size_t len)
+{
+	if (t->tls != NULL) {
+		return tls_read(t->tls, buf, len);
+	}
+	return read(t->fd, buf, len);
+}
+
+ssize_t transport_write(struct transport *t, const void *buf, size_t len)
+{
+	if (t->tls != NULL) {
+		return tls_write(t->tls, buf, len);
+	}
+	return send(t->fd, buf, len, MSG_NOSIGNAL);
+}
+
+int transport_flush(struct transport *t)
+{
+	return t->tls != NULL ? tls_flush(t->tls) : 0;
+}
+
+short transport_events(const struct transport *t, int want_write)
+{
+	if (t->tls != NULL) {
+		return tls_events(t->tls, want_write);
+	}
+	return (short)(POLLIN | (want_write ? POLLOUT : 0));
+}
+
+size_t transport_pending_out(const struct transport *t)
+{
+	return t->tls != NULL ? tls_pending_out(t->tls) : 0;
+}
+
+const char *transport_strerror(const struct transport *t, int err)
+{
+	if (t->tls != NULL && err == EPROTO) {
+		return tls_strerror(t->tls);
+	}
+	return strerror(err);
+}
+
+void transport_shutdown(struct transport *t)
+{
+	if (t->tls != NULL) {
+		tls_close(t->tls);
+	}
+}
+
+void transport_close(struct transport *t)
+{
+	if (t->tls != NULL) {
+		tls_free(t->tls);
+		t->tls = NULL;
+	}
+	if (t->fd >= 0) {
+		close(t->fd);
+		t->fd = -1;
+	}
+}

@@ -1,0 +1,40 @@
+/* transport: the byte stream to the runner, plain TCP (ws://) or TLS
+ * (wss://). Everything above it is the same for both. Non-blocking: read
+ * and write return -1 with errno = EAGAIN when nothing can move now. */
+#ifndef TRANSPORT_H
+#define TRANSPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct tls;
+struct tls_config;
+
+struct transport {
+	int fd;          /* connected non-blocking socket, -1 when closed */
+	struct tls *tls; /* NULL for ws:// */
+};
+
+/* Take ownership of fd; with tc != NULL, start a TLS client handshake.
+ * 0, or -1 (allocation failure; fd is closed). */
+int transport_init(struct transport *t, int fd, const struct tls_config *tc);
+/* 1 when ready for application bytes, 0 in progress, -1 failed. */
+int transport_handshake(struct transport *t);
+/* >0 bytes, 0 on clean end of stream, -1 with errno. */
+ssize_t transport_read(struct transport *t, void *buf, size_t len);
+/* >0 bytes accepted, -1 with errno (EAGAIN: try after poll). */
+ssize_t transport_write(struct transport *t, const void *buf, size_t len);
+/* Push buffered TLS records to the socket. 0 or -1. */
+int transport_flush(struct transport *t);
+/* Poll events to ask for; want_write: application bytes wait. */
+short transport_events(const struct transport *t, int want_write);
+/* Bytes accepted by transport_write but not yet on the socket. */
+size_t transport_pending_out(const struct transport *t);
+/* The last failure in words (TLS reason, or strerror of errno). */
+const char *transport_strerror(const struct transport *t, int err);
+/* Begin an orderly close (TLS close_notify); the fd stays open. */
+void transport_shutdown(struct transport *t);
+/* Close the socket and free TLS state. Safe to call twice. */
+void transport_close(struct transport *t);
+
+#endif
