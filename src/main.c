@@ -1,15 +1,97 @@
-/* tunnel-client: entry point. Parses the configuration and runs the agent. */
+/* tunnel-client: entry point. Parses the configuration, then runs sessions
+ * with backoff between them until a stop signal or too many failures. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
+#include "bounds.h"
 #include "config.h"
 #include "log.h"
+#include "net.h"
+#include "rand.h"
+#include "session.h"
+#include "tls.h"
 #include "url.h"
+
+/* The only process-wide state: set by SIGTERM/SIGINT. */
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop(int sig)
+{
+	stop_flag = sig;
+}
+
+/* Block the stop signals except while waiting in ppoll (waitmask), so a
+ * signal can never slip in between a check and a wait. */
+static void setup_signals(sigset_t *waitmask)
+{
+	struct sigaction sa;
+	sigset_t block;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, waitmask);
+	sigdelset(waitmask, SIGTERM);
+	sigdelset(waitmask, SIGINT);
+}
+
+/* Wait ms milliseconds or until a stop signal. */
+static void wait_ms(uint64_t ms, const sigset_t *waitmask)
+{
+	uint64_t until = net_now_ms() + ms;
+
+	while (!stop_flag) {
+		uint64_t now = net_now_ms();
+		struct timespec ts;
+		if (now >= until) {
+			return;
+		}
+		ts.tv_sec = (time_t)((until - now) / 1000);
+		ts.tv_nsec = (long)((until - now) % 1000) * 1000000L;
+		ppoll(NULL, 0, &ts, waitmask);
+	}
+}
+
+/* Backoff after `failures` consecutive failures: the reconnect delay
+ * doubled per failure up to the cap, then +-25% jitter (integers only). */
+static uint64_t backoff_ms(const struct config *cfg, uint64_t failures)
+{
+	uint64_t d = cfg->reconnect_delay_ms;
+
+	for (uint64_t i = 1; i < failures && d < cfg->reconnect_max_ms; i++) {
+		d *= 2;
+	}
+	if (d > cfg->reconnect_max_ms) {
+		d = cfg->reconnect_max_ms;
+	}
+	if (d >= 4) {
+		d = d - d / 4 + rand_below((uint32_t)(d / 2 + 1));
+	}
+	return d;
+}
 
 int main(int argc, char **argv)
 {
 	struct config cfg;
 	struct url url;
+	struct tls_config *tls = NULL;
+	struct session_env env;
+	sigset_t waitmask;
+	uint64_t failures = 0; /* consecutive failed connects (MAX_RECONNECT) */
+	uint64_t step = 0;     /* backoff step: grows until a stable session */
 	char err[256];
+	int rc = 0;
 
 	switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
 	case CONFIG_HELP:
@@ -29,6 +111,50 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(cfg.log_level);
-	log_error("not implemented yet");
-	return 1;
+	if (url.tls && tls_config_load(&tls, &cfg, &url, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tunnel-client: %s\n", err);
+		return 2;
+	}
+	setup_signals(&waitmask);
+	log_info("tunnel-client %s starting url=%s container=%s", TC_VERSION, cfg.runner_url,
+		 cfg.container_id);
+
+	env.cfg = &cfg;
+	env.url = &url;
+	env.tls = tls;
+	env.stop = &stop_flag;
+	env.waitmask = &waitmask;
+	for (;;) {
+		unsigned long up_ms = 0;
+		enum session_result r = session_run(&env, &up_ms);
+
+		if (r == SESSION_STOPPED || stop_flag) {
+			break;
+		}
+		if (r == SESSION_LOST) {
+			failures = 0;
+			step = up_ms >= TC_STABLE_MS ? 1 : step + 1;
+		} else {
+			failures++;
+			step++;
+			if (cfg.max_reconnect > 0 && failures >= cfg.max_reconnect) {
+				log_error("giving up after %llu consecutive failed connects",
+					  (unsigned long long)failures);
+				rc = 1;
+				break;
+			}
+		}
+		uint64_t d = backoff_ms(&cfg, step);
+		log_info("reconnecting in %llu ms failures=%llu", (unsigned long long)d,
+			 (unsigned long long)failures);
+		wait_ms(d, &waitmask);
+		if (stop_flag) {
+			break;
+		}
+	}
+	if (stop_flag) {
+		log_info("stopped by signal %d", (int)stop_flag);
+	}
+	tls_config_free(tls);
+	return rc;
 }

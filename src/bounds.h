@@ -1,0 +1,31 @@
+/* Every peer-controlled size and every queue mark, in one place. */
+#ifndef BOUNDS_H
+#define BOUNDS_H
+
+/* Largest DATA payload the agent sends: the user side's WebSocket client
+ * ends its whole session on a message over 1 MiB; it reads 64 KiB chunks. */
+#define TC_DATA_MAX 65536
+/* Largest upgrade response header block accepted from the runner. */
+#define TC_HS_RESPONSE_MAX 8192
+/* Framed bytes waiting for the runner socket (wslay writes into it). */
+#define TC_OUT_CAP (256 * 1024)
+/* Local sockets are read only while framed + TLS bytes stay below this. */
+#define TC_OUT_HWM (128 * 1024)
+/* One read from the runner socket. */
+#define TC_IN_CAP (64 * 1024)
+/* Runner->local bytes queued for one connection before the tunnel stops
+ * reading the WebSocket (head-of-line; bounded by the stall timeout). */
+#define TC_CONN_HWM (256 * 1024)
+/* Tunnel replies (CONNECTED, CLOSE, ERROR, PONG) queued in wslay before the
+ * tunnel stops reading the WebSocket. */
+#define TC_CTRL_MAX 4096
+/* ERROR text sent to the runner, at most. */
+#define TC_ERROR_TEXT_MAX 120
+/* Wait for the close handshake before a redial or exit. */
+#define TC_CLOSE_WAIT_MS 1000
+/* Remembered ids we closed, so stray DATA for them gets at most one CLOSE. */
+#define TC_CLOSED_IDS 64
+/* A session that stayed up this long resets the backoff. */
+#define TC_STABLE_MS 30000
+
+#endif

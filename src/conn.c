@@ -1,0 +1,610 @@
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+
+struct chunk {
+	struct chunk *next;
+	size_t len;
+	size_t off; /* bytes of this chunk already written (TCP) */
+	uint8_t data[];
+};
+
+static const char *proto_name(const struct conn *c)
+{
+	return c->proto == TUNNEL_UDP ? "udp" : "tcp";
+}
+
+static size_t bucket(uint32_t id)
+{
+	return (id * 2654435761u) >> 24 & (CONN_BUCKETS - 1);
+}
+
+void conn_table_init(struct conn_table *t, const struct conn_limits *lim,
+		     struct conn_sink sink)
+{
+	memset(t, 0, sizeof(*t));
+	t->lim = *lim;
+	t->sink = sink;
+}
+
+/* ---- messages to the runner ---- */
+
+static void send_msg(struct conn_table *t, uint8_t type, uint8_t proto,
+		     uint32_t id, const char *text)
+{
+	uint8_t msg[TUNNEL_HDR_LEN + TC_ERROR_TEXT_MAX];
+	size_t n = text != NULL ? strlen(text) : 0;
+
+	if (n > TC_ERROR_TEXT_MAX) {
+		n = TC_ERROR_TEXT_MAX;
+	}
+	tunnel_header(msg, type, proto, id, 0);
+	if (n > 0) {
+		memcpy(msg + TUNNEL_HDR_LEN, text, n);
+	}
+	t->sink.send(t->sink.ctx, msg, TUNNEL_HDR_LEN + n);
+}
+
+/* Remember an id we ended, so stray DATA for it gets no reply. */
+static void remember_closed(struct conn_table *t, uint32_t id)
+{
+	t->closed_ids[t->closed_next] = id;
+	t->closed_next = (t->closed_next + 1) % TC_CLOSED_IDS;
+}
+
+static int recently_closed(const struct conn_table *t, uint32_t id)
+{
+	for (size_t i = 0; i < TC_CLOSED_IDS; i++) {
+		if (t->closed_ids[i] == id && id != 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void forget_closed(struct conn_table *t, uint32_t id)
+{
+	for (size_t i = 0; i < TC_CLOSED_IDS; i++) {
+		if (t->closed_ids[i] == id) {
+			t->closed_ids[i] = 0;
+		}
+	}
+}
+
+/* ---- table ---- */
+
+static struct conn *find(const struct conn_table *t, uint32_t id)
+{
+	for (struct conn *c = t->buckets[bucket(id)]; c != NULL; c = c->hnext) {
+		if (c->id == id) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Take c out of the id hash: runner messages for its id no longer reach
+ * it (it may still drain or linger). */
+static void detach(struct conn_table *t, struct conn *c)
+{
+	if (!c->addressable) {
+		return;
+	}
+	for (struct conn **pp = &t->buckets[bucket(c->id)]; *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+	}
+	c->addressable = 0;
+}
+
+static void queue_drop(struct conn_table *t, struct conn *c)
+{
+	while (c->head != NULL) {
+		struct chunk *k = c->head;
+		c->head = k->next;
+		free(k);
+	}
+	c->tail = NULL;
+	c->queued = 0;
+	if (c->full_since_ms != 0) {
+		c->full_since_ms = 0;
+		t->over_hwm--;
+	}
+}
+
+/* The one place a connection finishes. type is the message that tells the
+ * runner (TUNNEL_CLOSE, TUNNEL_ERROR with text), or 0 for none. */
+static void finish(struct conn_table *t, struct conn *c, uint8_t type, const char *text)
+{
+	if (c->state == CONN_DONE) {
+		return;
+	}
+	if (type != 0 && c->addressable) {
+		send_msg(t, type, c->proto, c->id, text);
+		remember_closed(t, c->id);
+	}
+	log_debug("conn closed id=%u proto=%s port=%u reason=%s", (unsigned)c->id,
+		  proto_name(c), (unsigned)c->port, text != NULL ? text : "close");
+	detach(t, c);
+	queue_drop(t, c);
+	c->state = CONN_DONE;
+}
+
+static void update_mark(struct conn_table *t, struct conn *c, uint64_t now)
+{
+	if (c->queued > TC_CONN_HWM && c->full_since_ms == 0) {
+		c->full_since_ms = now != 0 ? now : 1;
+		t->over_hwm++;
+	} else if (c->queued <= TC_CONN_HWM && c->full_since_ms != 0) {
+		c->full_since_ms = 0;
+		t->over_hwm--;
+	}
+}
+
+static int table_add(struct conn_table *t, struct conn *c)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap == 0 ? 16 : t->cap * 2;
+		struct conn **all = realloc(t->all, cap * sizeof(*all));
+		if (all == NULL) {
+			return -1;
+		}
+		t->all = all;
+		t->cap = cap;
+	}
+	t->all[t->n++] = c;
+	c->hnext = t->buckets[bucket(c->id)];
+	t->buckets[bucket(c->id)] = c;
+	c->addressable = 1;
+	if (c->proto == TUNNEL_UDP) {
+		t->udp++;
+	}
+	return 0;
+}
+
+/* ---- runner messages ---- */
+
+void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t now)
+{
+	char why[64];
+	struct conn *c;
+	int fd;
+
+	if (find(t, m->client_id) != NULL) {
+		log_warn("connect refused id=%u reason=\"client id in use\"", (unsigned)m->client_id);
+		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "client id in use");
+		return;
+	}
+	forget_closed(t, m->client_id);
+	if (t->n >= t->lim.max_conns) {
+		log_warn("connect refused id=%u reason=\"too many connections\" max=%zu",
+			 (unsigned)m->client_id, t->lim.max_conns);
+		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "too many connections");
+		return;
+	}
+	if (m->proto == TUNNEL_UDP && t->udp >= t->lim.max_udp) {
+		log_warn("connect refused id=%u reason=\"too many UDP connections\" max=%zu",
+			 (unsigned)m->client_id, t->lim.max_udp);
+		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "too many UDP connections");
+		return;
+	}
+	fd = net_connect_local(m->proto == TUNNEL_UDP ? SOCK_DGRAM : SOCK_STREAM, m->port);
+	if (fd < 0) {
+		net_reason(errno, why, sizeof(why));
+		log_info("connect failed id=%u proto=%s port=%u reason=\"%s\"", (unsigned)m->client_id,
+			 m->proto == TUNNEL_UDP ? "udp" : "tcp", (unsigned)m->port, why);
+		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, why);
+		remember_closed(t, m->client_id);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c != NULL) {
+		c->id = m->client_id;
+		c->proto = m->proto;
+	}
+	if (c == NULL || table_add(t, c) != 0) {
+		free(c);
+		close(fd);
+		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "out of memory");
+		return;
+	}
+	c->port = m->port;
+	c->fd = fd;
+	c->pollidx = -1;
+	c->last_ms = now;
+	if (c->proto == TUNNEL_UDP) {
+		c->state = CONN_OPEN; /* a UDP connect completes at once */
+		send_msg(t, TUNNEL_CONNECTED, c->proto, c->id, NULL);
+		log_info("conn open id=%u proto=udp port=%u", (unsigned)c->id, (unsigned)c->port);
+	} else {
+		c->state = CONN_CONNECTING;
+		c->deadline_ms = now + t->lim.connect_timeout_ms;
+		log_debug("conn connecting id=%u proto=tcp port=%u", (unsigned)c->id, (unsigned)c->port);
+	}
+}
+
+void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now)
+{
+	struct conn *c = find(t, m->client_id);
+	struct chunk *k;
+
+	if (c == NULL) {
+		if (!recently_closed(t, m->client_id)) {
+			log_debug("data for unknown id=%u: answering CLOSE", (unsigned)m->client_id);
+			send_msg(t, TUNNEL_CLOSE, m->proto, m->client_id, NULL);
+			remember_closed(t, m->client_id);
+		}
+		return;
+	}
+	if (m->payload_len == 0 && c->proto == TUNNEL_TCP) {
+		return;
+	}
+	k = malloc(sizeof(*k) + m->payload_len);
+	if (k == NULL) {
+		finish(t, c, TUNNEL_ERROR, "out of memory");
+		return;
+	}
+	k->next = NULL;
+	k->len = m->payload_len;
+	k->off = 0;
+	memcpy(k->data, m->payload, m->payload_len);
+	if (c->tail != NULL) {
+		c->tail->next = k;
+	} else {
+		c->head = k;
+	}
+	c->tail = k;
+	c->queued += k->len;
+	c->last_ms = now;
+	update_mark(t, c, now);
+}
+
+static void start_linger(struct conn_table *t, struct conn *c, uint64_t now);
+
+void conn_on_close(struct conn_table *t, const struct tunnel_msg *m, uint64_t now)
+{
+	struct conn *c = find(t, m->client_id);
+
+	if (c == NULL) {
+		return;
+	}
+	log_debug("close from runner id=%u queued=%zu", (unsigned)c->id, c->queued);
+	detach(t, c); /* the id may be reused by a new CONNECT at once */
+	if (c->state == CONN_OPEN || (c->state == CONN_CONNECTING && c->queued > 0)) {
+		/* Connecting with bytes queued: they are delivered once the
+		 * connect completes (conn_poll_done moves on to DRAINING). */
+		if (c->state == CONN_OPEN) {
+			c->state = CONN_DRAINING;
+			c->deadline_ms = 0;
+			if (c->queued == 0) {
+				start_linger(t, c, now);
+			}
+		}
+		return;
+	}
+	finish(t, c, 0, "closed by runner");
+}
+
+/* ---- sockets ---- */
+
+size_t conn_poll_fill(struct conn_table *t, struct pollfd *pfd, size_t max, int may_read)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		struct conn *c = t->all[i];
+		short ev = 0;
+
+		c->pollidx = -1;
+		switch (c->state) {
+		case CONN_CONNECTING:
+			ev = POLLOUT;
+			break;
+		case CONN_OPEN:
+			ev = (short)((c->queued > 0 ? POLLOUT : 0) | (may_read && !c->readable ? POLLIN : 0));
+			break;
+		case CONN_DRAINING:
+			ev = c->queued > 0 ? POLLOUT : 0;
+			break;
+		case CONN_LINGER:
+			ev = POLLIN;
+			break;
+		case CONN_DONE:
+			continue;
+		}
+		if (n == max) {
+			break;
+		}
+		pfd[n].fd = c->fd;
+		pfd[n].events = ev;
+		pfd[n].revents = 0;
+		c->pollidx = (int)n++;
+	}
+	return n;
+}
+
+/* Start the orderly end of a drained TCP connection: shut our write side
+ * and read until the service closes, so unread input cannot turn our
+ * close into a reset that loses bytes already written. */
+static void start_linger(struct conn_table *t, struct conn *c, uint64_t now)
+{
+	if (c->proto == TUNNEL_UDP || shutdown(c->fd, SHUT_WR) != 0) {
+		finish(t, c, 0, "drained");
+		return;
+	}
+	c->state = CONN_LINGER;
+	c->deadline_ms = now + TC_CLOSE_WAIT_MS;
+}
+
+/* Write queued chunks until the socket pushes back. */
+static int flush_one(struct conn_table *t, struct conn *c, uint64_t now)
+{
+	int moved = 0;
+
+	while (c->head != NULL) {
+		struct chunk *k = c->head;
+		ssize_t n;
+
+		if (c->proto == TUNNEL_UDP) {
+			n = send(c->fd, k->data, k->len, MSG_NOSIGNAL);
+		} else {
+			n = send(c->fd, k->data + k->off, k->len - k->off, MSG_NOSIGNAL);
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+				break;
+			}
+			if (c->proto == TUNNEL_UDP) {
+				/* e.g. ECONNREFUSED from an ICMP error: one
+				 * datagram is lost, the connection stays. */
+				log_debug("udp send failed id=%u errno=%d", (unsigned)c->id, errno);
+				n = (ssize_t)k->len;
+			} else {
+				char why[64];
+				finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
+				return 1;
+			}
+		}
+		moved = 1;
+		if (c->proto == TUNNEL_UDP) {
+			k->off = k->len;
+			c->last_ms = now;
+		} else {
+			k->off += (size_t)n;
+		}
+		if (k->off < k->len) {
+			break; /* short write: the socket is full */
+		}
+		c->queued -= k->len;
+		c->head = k->next;
+		if (c->head == NULL) {
+			c->tail = NULL;
+		}
+		free(k);
+	}
+	update_mark(t, c, now);
+	if (c->state == CONN_DRAINING && c->head == NULL) {
+		start_linger(t, c, now);
+	}
+	return moved;
+}
+
+static void connect_done(struct conn_table *t, struct conn *c, uint64_t now)
+{
+	int err = net_connect_result(c->fd);
+	char why[64];
+
+	if (err != 0) {
+		net_reason(err, why, sizeof(why));
+		log_info("connect failed id=%u proto=tcp port=%u reason=\"%s\"", (unsigned)c->id,
+			 (unsigned)c->port, why);
+		finish(t, c, TUNNEL_ERROR, why);
+		return;
+	}
+	log_info("conn open id=%u proto=tcp port=%u", (unsigned)c->id, (unsigned)c->port);
+	if (c->addressable) {
+		send_msg(t, TUNNEL_CONNECTED, c->proto, c->id, NULL);
+		c->state = CONN_OPEN;
+	} else {
+		c->state = CONN_DRAINING; /* closed by the runner while connecting */
+	}
+	c->deadline_ms = 0;
+	flush_one(t, c, now);
+}
+
+void conn_poll_done(struct conn_table *t, const struct pollfd *pfd, uint64_t now)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct conn *c = t->all[i];
+		short rev;
+
+		if (c->pollidx < 0 || c->state == CONN_DONE) {
+			continue;
+		}
+		rev = pfd[c->pollidx].revents;
+		if (rev == 0) {
+			continue;
+		}
+		if (c->state == CONN_CONNECTING) {
+			connect_done(t, c, now);
+			continue;
+		}
+		if (c->state == CONN_LINGER) {
+			char sink[4096];
+			ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				finish(t, c, 0, "drained");
+			}
+			continue;
+		}
+		if (rev & (POLLIN | POLLHUP | POLLERR)) {
+			c->readable = 1; /* read (or learn EOF/error) in conn_read_one */
+		}
+		if ((rev & POLLOUT) && c->queued > 0) {
+			flush_one(t, c, now);
+		}
+	}
+}
+
+int conn_flush_all(struct conn_table *t, uint64_t now)
+{
+	int moved = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		struct conn *c = t->all[i];
+		if ((c->state == CONN_OPEN || c->state == CONN_DRAINING) && c->queued > 0) {
+			moved |= flush_one(t, c, now);
+		}
+	}
+	return moved;
+}
+
+int conn_read_one(struct conn_table *t, uint8_t *buf, uint64_t now)
+{
+	for (size_t k = 0; k < t->n; k++) {
+		size_t i = (t->rr + k) % t->n;
+		struct conn *c = t->all[i];
+		ssize_t n;
+
+		if (!c->readable || c->state != CONN_OPEN) {
+			continue;
+		}
+		c->readable = 0;
+		t->rr = i + 1;
+		n = recv(c->fd, buf + TUNNEL_HDR_LEN, TC_DATA_MAX, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			return 1;
+		}
+		if (n < 0 && c->proto == TUNNEL_UDP && errno == ECONNREFUSED) {
+			/* ICMP port unreachable for an earlier datagram. */
+			log_debug("udp service unreachable id=%u port=%u", (unsigned)c->id, (unsigned)c->port);
+			return 1;
+		}
+		if (n < 0) {
+			char why[64];
+			finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
+			return 1;
+		}
+		if (n == 0 && c->proto == TUNNEL_TCP) {
+			finish(t, c, TUNNEL_CLOSE, "local end closed");
+			return 1;
+		}
+		tunnel_header(buf, TUNNEL_DATA, c->proto, c->id, 0);
+		t->sink.send(t->sink.ctx, buf, TUNNEL_HDR_LEN + (size_t)n);
+		c->last_ms = now;
+		log_trace("data to runner id=%u len=%zd", (unsigned)c->id, n);
+		return 1;
+	}
+	return 0;
+}
+
+static void lower(uint64_t *next, uint64_t when)
+{
+	if (when != 0 && when < *next) {
+		*next = when;
+	}
+}
+
+void conn_timers(struct conn_table *t, uint64_t now, uint64_t *next)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct conn *c = t->all[i];
+
+		switch (c->state) {
+		case CONN_CONNECTING:
+			if (now >= c->deadline_ms) {
+				log_info("connect failed id=%u proto=tcp port=%u reason=\"connection timed out\"",
+					 (unsigned)c->id, (unsigned)c->port);
+				finish(t, c, TUNNEL_ERROR, "connection timed out");
+				continue;
+			}
+			lower(next, c->deadline_ms);
+			break;
+		case CONN_LINGER:
+			if (now >= c->deadline_ms) {
+				finish(t, c, 0, "linger timeout");
+				continue;
+			}
+			lower(next, c->deadline_ms);
+			break;
+		case CONN_OPEN:
+			if (c->proto == TUNNEL_UDP) {
+				uint64_t idle = c->last_ms + t->lim.udp_idle_ms;
+				if (now >= idle) {
+					log_info("udp idle id=%u port=%u", (unsigned)c->id, (unsigned)c->port);
+					finish(t, c, TUNNEL_CLOSE, "idle");
+					continue;
+				}
+				lower(next, idle);
+			}
+			break;
+		case CONN_DRAINING:
+		case CONN_DONE:
+			break;
+		}
+		if (c->state != CONN_DONE && c->full_since_ms != 0) {
+			uint64_t stall = c->full_since_ms + t->lim.stall_timeout_ms;
+			if (now >= stall) {
+				log_warn("local service stalled id=%u port=%u queued=%zu", (unsigned)c->id,
+					 (unsigned)c->port, c->queued);
+				finish(t, c, TUNNEL_ERROR, "local service stalled");
+				continue;
+			}
+			lower(next, stall);
+		}
+	}
+}
+
+void conn_reap(struct conn_table *t)
+{
+	size_t i = 0;
+
+	while (i < t->n) {
+		struct conn *c = t->all[i];
+		if (c->state != CONN_DONE) {
+			i++;
+			continue;
+		}
+		close(c->fd);
+		if (c->proto == TUNNEL_UDP) {
+			t->udp--;
+		}
+		t->all[i] = t->all[--t->n];
+		free(c);
+	}
+	if (t->rr >= t->n) {
+		t->rr = 0;
+	}
+	if (t->n == 0) {
+		free(t->all);
+		t->all = NULL;
+		t->cap = 0;
+	}
+}
+
+void conn_table_free(struct conn_table *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct conn *c = t->all[i];
+		detach(t, c);
+		queue_drop(t, c);
+		c->state = CONN_DONE;
+	}
+	conn_reap(t);
+	memset(t->buckets, 0, sizeof(t->buckets));
+	t->over_hwm = 0;
+}
+
+size_t conn_count(const struct conn_table *t)
+{
+	return t->n;
+}

@@ -1,0 +1,24 @@
+/* net: socket helpers and the monotonic clock. Syscall wrappers: -1 with
+ * errno on failure. */
+#ifndef NET_H
+#define NET_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+uint64_t net_now_ms(void);
+/* New non-blocking, close-on-exec socket. */
+int net_socket(int family, int type);
+/* Start a non-blocking connect; 0 if done or in progress, -1 with errno. */
+int net_connect_start(int fd, const struct sockaddr *sa, socklen_t len);
+/* After POLLOUT: 0 if the connect succeeded, else the errno it failed with. */
+int net_connect_result(int fd);
+/* Start a connect to 127.0.0.1:port; returns the fd or -1 with errno. */
+int net_connect_local(int type, uint16_t port);
+/* TCP keepalive and TCP_USER_TIMEOUT on the runner socket (best effort). */
+void net_tune_runner(int fd, unsigned user_timeout_ms);
+/* "connection refused": strerror(err) with a lower-case first letter. */
+const char *net_reason(int err, char *buf, unsigned len);
+
+#endif

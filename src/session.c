@@ -1,0 +1,575 @@
+#include "session.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bounds.h"
+#include "config.h"
+#include "conn.h"
+#include "handshake.h"
+#include "log.h"
+#include "net.h"
+#include "rand.h"
+#include "transport.h"
+#include "tunnel.h"
+#include "url.h"
+#include "ws.h"
+
+enum state {
+	ST_TLS,       /* TCP connected; TLS handshake in progress (wss://) */
+	ST_UPGRADING, /* upgrade request queued/sent; reading the response */
+	ST_OPEN,      /* the tunnel serves connections */
+	ST_CLOSING,   /* our close frame is queued; waiting (bounded) for theirs */
+	ST_ENDED,     /* done; the cause is logged */
+};
+
+struct session {
+	const struct session_env *env;
+	enum state state;
+	struct transport tr;
+	struct ws ws;
+	struct conn_table conns;
+	struct pollfd *pfd;      /* [0] runner socket, then connections */
+	uint8_t *scratch;        /* one local read: header + TC_DATA_MAX */
+	char key[HS_KEY_LEN + 1];
+	uint64_t deadline_ms;    /* handshake or close deadline */
+	uint64_t last_rx_ms;     /* last byte from the runner */
+	uint64_t ping_sent_ms;   /* our keepalive ping, 0 if none outstanding */
+	uint64_t open_ms;        /* when the tunnel opened */
+	int failed;              /* set once with the cause logged */
+};
+
+/* Mark the session ended with a cause; later calls keep the first cause. */
+static void end(struct session *s, enum log_level lvl, const char *what, const char *why)
+{
+	if (s->state == ST_ENDED) {
+		return;
+	}
+	log_msg(lvl, "tunnel %s reason=\"%s\"", what, why);
+	s->state = ST_ENDED;
+}
+
+/* Ask for an orderly close: close frame now, end at the deadline. */
+static void begin_close(struct session *s, uint16_t code, const char *why, uint64_t now,
+			uint64_t wait_ms)
+{
+	if (s->state == ST_OPEN) {
+		log_info("tunnel closing code=%u reason=\"%s\"", (unsigned)code, why);
+		ws_send_close(&s->ws, code, why);
+		s->state = ST_CLOSING;
+		s->deadline_ms = now + wait_ms;
+	} else if (s->state != ST_CLOSING) {
+		end(s, LOG_INFO, "ended", why);
+	}
+}
+
+/* ---- runner messages ---- */
+
+static void sink_send(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct session *s = ctx;
+
+	if (ws_send_binary(&s->ws, msg, len) != 0) {
+		log_debug("message dropped: tunnel closing type=%s", tunnel_type_name(msg[0]));
+	}
+}
+
+static void on_binary(void *user, const uint8_t *p, size_t len)
+{
+	struct session *s = user;
+	struct tunnel_msg m;
+	enum tunnel_err e = tunnel_parse(p, len, &m);
+	uint64_t now = net_now_ms();
+
+	if (e != TUNNEL_OK) {
+		log_warn("message dropped len=%zu type=%u reason=\"%s\"", len,
+			 len > 0 ? (unsigned)p[0] : 0u, tunnel_strerror(e));
+		return;
+	}
+	log_trace("from runner type=%s id=%u proto=%u port=%u len=%zu", tunnel_type_name(m.type),
+		  (unsigned)m.client_id, (unsigned)m.proto, (unsigned)m.port, m.payload_len);
+	switch (m.type) {
+	case TUNNEL_CONNECT:
+		conn_on_connect(&s->conns, &m, now);
+		break;
+	case TUNNEL_DATA:
+		conn_on_data(&s->conns, &m, now);
+		break;
+	case TUNNEL_CLOSE:
+		conn_on_close(&s->conns, &m, now);
+		break;
+	case TUNNEL_PING: {
+		uint8_t pong[TUNNEL_HDR_LEN];
+		tunnel_header(pong, TUNNEL_PONG, m.proto, m.client_id, 0);
+		sink_send(s, pong, sizeof(pong));
+		break;
+	}
+	default:
+		log_debug("message ignored type=%s id=%u", tunnel_type_name(m.type), (unsigned)m.client_id);
+		break;
+	}
+}
+
+/* ---- dialing ---- */
+
+/* Connect to one address within the timeout, waking for stop signals.
+ * Returns a connected non-blocking fd or -1 (errno set). */
+static int dial_one(const struct session_env *env, const struct addrinfo *ai)
+{
+	int fd = net_socket(ai->ai_family, SOCK_STREAM);
+	uint64_t deadline = net_now_ms() + env->cfg->connect_timeout_ms;
+	int err;
+
+	if (fd < 0) {
+		return -1;
+	}
+	if (net_connect_start(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	for (;;) {
+		struct pollfd p = {fd, POLLOUT, 0};
+		uint64_t now = net_now_ms();
+		struct timespec ts;
+		int r;
+
+		if (*env->stop || now >= deadline) {
+			close(fd);
+			errno = *env->stop ? EINTR : ETIMEDOUT;
+			return -1;
+		}
+		ts.tv_sec = (time_t)((deadline - now) / 1000);
+		ts.tv_nsec = (long)((deadline - now) % 1000) * 1000000L;
+		r = ppoll(&p, 1, &ts, env->waitmask);
+		if (r < 0 && errno != EINTR) {
+			err = errno;
+			close(fd);
+			errno = err;
+			return -1;
+		}
+		if (r > 0) {
+			err = net_connect_result(fd);
+			if (err != 0) {
+				close(fd);
+				errno = err;
+				return -1;
+			}
+			return fd;
+		}
+	}
+}
+
+/* Resolve the runner host (blocking: no tunnel is up) and try every
+ * address. Returns a connected fd or -1 with the cause logged. */
+static int dial(const struct session_env *env)
+{
+	const struct url *u = env->url;
+	struct addrinfo hints;
+	struct addrinfo *res = NULL;
+	char port[8];
+	char why[64];
+	int fd = -1;
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG;
+	snprintf(port, sizeof(port), "%u", (unsigned)u->port);
+	rc = getaddrinfo(u->host, port, &hints, &res);
+	if (rc == EAI_NONAME || rc == EAI_ADDRFAMILY) {
+		hints.ai_flags = 0; /* loopback-only hosts have no "configured" family */
+		rc = getaddrinfo(u->host, port, &hints, &res);
+	}
+	if (rc != 0) {
+		log_warn("resolve failed host=%s reason=\"%s\"", u->host, gai_strerror(rc));
+		return -1;
+	}
+	for (struct addrinfo *ai = res; ai != NULL && fd < 0 && !*env->stop; ai = ai->ai_next) {
+		char addr[NI_MAXHOST] = "?";
+		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL, 0, NI_NUMERICHOST);
+		log_debug("dialing addr=%s port=%s", addr, port);
+		fd = dial_one(env, ai);
+		if (fd < 0 && !*env->stop) {
+			log_warn("connect to runner failed addr=%s port=%s reason=\"%s\"", addr, port,
+				 net_reason(errno, why, sizeof(why)));
+		}
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* ---- handshake ---- */
+
+static int send_upgrade(struct session *s)
+{
+	const struct url *u = s->env->url;
+	char path[URL_PATH_MAX];
+	char host[URL_HOST_MAX + 16];
+	char req[URL_PATH_MAX + URL_HOST_MAX + 512];
+	uint8_t nonce[16];
+	int n;
+
+	if (rand_bytes(nonce, sizeof(nonce)) != 0 ||
+	    url_tunnel_path(u, s->env->cfg->container_id, path, sizeof(path)) != 0 ||
+	    url_host_header(u, host, sizeof(host)) != 0) {
+		return -1;
+	}
+	hs_make_key(nonce, s->key);
+	n = hs_request(req, sizeof(req), host, path, s->key);
+	if (n < 0 || buf_append(&s->ws.out, req, (size_t)n) != 0) {
+		return -1;
+	}
+	log_debug("upgrade request path=%s", path);
+	return 0;
+}
+
+static void read_upgrade(struct session *s, uint64_t now)
+{
+	size_t len;
+	size_t used = 0;
+	int status = 0;
+	const uint8_t *p = buf_data(&s->ws.in, &len);
+	enum hs_result r;
+	char why[96];
+
+	if (len == 0) {
+		return;
+	}
+	r = hs_parse_response(p, len, TC_HS_RESPONSE_MAX, s->key, &used, &status);
+	if (r == HS_NEED_MORE) {
+		return;
+	}
+	if (r != HS_DONE) {
+		if (r == HS_ERR_STATUS) {
+			snprintf(why, sizeof(why), "%s: HTTP %d", hs_strerror(r), status);
+		} else {
+			snprintf(why, sizeof(why), "%s", hs_strerror(r));
+		}
+		end(s, LOG_WARN, "upgrade failed", why);
+		return;
+	}
+	buf_consume(&s->ws.in, used);
+	s->state = ST_OPEN;
+	s->open_ms = now;
+	s->last_rx_ms = now;
+	s->deadline_ms = 0;
+	log_info("tunnel open url=%s container=%s", s->env->cfg->runner_url, s->env->cfg->container_id);
+}
+
+/* ---- pumping ---- */
+
+static int may_read_local(const struct session *s)
+{
+	return s->state == ST_OPEN && ws_queued(&s->ws) == 0 &&
+	       buf_len(&s->ws.out) + transport_pending_out(&s->tr) < TC_OUT_HWM;
+}
+
+/* Write framed bytes to the transport. 1 if any moved. */
+static int flush_out(struct session *s)
+{
+	size_t len;
+	const uint8_t *p = buf_data(&s->ws.out, &len);
+	ssize_t n;
+	int moved = 0;
+
+	if (len > 0) {
+		n = transport_write(&s->tr, p, len);
+		if (n > 0) {
+			buf_consume(&s->ws.out, (size_t)n);
+			moved = 1;
+		} else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			end(s, LOG_WARN, "lost", transport_strerror(&s->tr, errno));
+			return 0;
+		}
+	}
+	if (transport_flush(&s->tr) != 0) {
+		end(s, LOG_WARN, "lost", transport_strerror(&s->tr, errno));
+	}
+	return moved;
+}
+
+/* Read from the transport into ws.in while there is room. 1 if any moved. */
+static int fill_in(struct session *s, uint64_t now)
+{
+	size_t avail;
+	uint8_t *p = buf_space(&s->ws.in, &avail);
+	ssize_t n;
+
+	if (p == NULL || s->ws.paused) {
+		return 0;
+	}
+	n = transport_read(&s->tr, p, avail);
+	if (n > 0) {
+		buf_commit(&s->ws.in, (size_t)n);
+		s->last_rx_ms = now;
+		s->ping_sent_ms = 0;
+		return 1;
+	}
+	if (n == 0) {
+		end(s, s->state == ST_CLOSING ? LOG_INFO : LOG_WARN, "lost",
+		    "runner closed the connection");
+	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		end(s, LOG_WARN, "lost", transport_strerror(&s->tr, errno));
+	}
+	return 0;
+}
+
+/* Move bytes through every stage until none moves. */
+static void pump(struct session *s, uint64_t now)
+{
+	int moved;
+
+	do {
+		moved = 0;
+		if (s->state == ST_TLS) {
+			int r = transport_handshake(&s->tr);
+			if (r < 0) {
+				end(s, LOG_WARN, "TLS handshake failed", transport_strerror(&s->tr, EPROTO));
+				return;
+			}
+			if (r == 0) {
+				return;
+			}
+			if (send_upgrade(s) != 0) {
+				end(s, LOG_ERROR, "ended", "cannot build the upgrade request");
+				return;
+			}
+			s->state = ST_UPGRADING;
+			moved = 1;
+		}
+		if (s->state == ST_UPGRADING) {
+			moved |= flush_out(s);
+			moved |= fill_in(s, now);
+			read_upgrade(s, now);
+			if (s->state != ST_OPEN) {
+				if (s->state == ST_ENDED) {
+					return;
+				}
+				continue;
+			}
+		}
+		if (s->state != ST_OPEN && s->state != ST_CLOSING) {
+			return;
+		}
+		s->ws.paused = s->conns.over_hwm > 0 || ws_queued(&s->ws) >= TC_CTRL_MAX;
+		if (s->ws.paused) {
+			s->last_rx_ms = now; /* our own backpressure is not silence */
+		}
+		if (ws_recv(&s->ws) != 0) {
+			end(s, LOG_WARN, "lost", "WebSocket protocol error");
+			return;
+		}
+		moved |= conn_flush_all(&s->conns, now);
+		while (may_read_local(s) && conn_read_one(&s->conns, s->scratch, now)) {
+			moved = 1;
+			if (ws_frame(&s->ws) < 0) {
+				break;
+			}
+		}
+		int f = ws_frame(&s->ws);
+		if (f < 0) {
+			end(s, LOG_WARN, "lost", "WebSocket framing failed");
+			return;
+		}
+		moved |= f;
+		moved |= flush_out(s);
+		if (s->state == ST_ENDED) {
+			return;
+		}
+		moved |= fill_in(s, now);
+		if (s->state == ST_ENDED) {
+			return;
+		}
+	} while (moved);
+}
+
+/* Session-level end conditions and timers; lowers *next. */
+static void session_timers(struct session *s, uint64_t now, uint64_t *next)
+{
+	const struct config *cfg = s->env->cfg;
+	uint16_t code;
+
+	if (s->state == ST_OPEN || s->state == ST_CLOSING) {
+		if (ws_close_received(&s->ws, &code) && buf_len(&s->ws.out) == 0 &&
+		    transport_pending_out(&s->tr) == 0 && ws_queued(&s->ws) == 0) {
+			char why[48];
+			snprintf(why, sizeof(why), "close code %u", (unsigned)code);
+			end(s, s->state == ST_CLOSING ? LOG_INFO : LOG_WARN,
+			    s->state == ST_CLOSING ? "closed" : "closed by runner", why);
+			return;
+		}
+		if (ws_finished(&s->ws) && buf_len(&s->ws.out) == 0) {
+			end(s, LOG_WARN, "closed", wslay_event_get_status_code_sent(s->ws.ctx) ==
+							   WSLAY_CODE_MESSAGE_TOO_BIG
+							   ? "message too big (1009)"
+							   : "WebSocket closed");
+			return;
+		}
+		if (ws_close_sent(&s->ws) && s->state == ST_OPEN) {
+			/* wslay closed on its own (protocol error, message too big). */
+			s->state = ST_CLOSING;
+			s->deadline_ms = now + TC_CLOSE_WAIT_MS;
+		}
+	}
+	if (s->state == ST_OPEN) {
+		uint64_t ping_at = s->last_rx_ms + cfg->ping_interval_ms;
+		if (s->ping_sent_ms == 0 && now >= ping_at) {
+			log_debug("runner idle, sending ping");
+			ws_send_ping(&s->ws);
+			s->ping_sent_ms = now;
+		}
+		if (s->ping_sent_ms != 0) {
+			uint64_t dead_at = s->ping_sent_ms + cfg->ping_timeout_ms;
+			if (now >= dead_at) {
+				begin_close(s, 1001, "runner silent", now, TC_CLOSE_WAIT_MS);
+				log_warn("runner silent for %llu ms", (unsigned long long)(now - s->last_rx_ms));
+			} else if (dead_at < *next) {
+				*next = dead_at;
+			}
+		} else if (ping_at < *next) {
+			*next = ping_at;
+		}
+	}
+	if (s->deadline_ms != 0) {
+		if (now >= s->deadline_ms) {
+			if (s->state == ST_CLOSING) {
+				end(s, LOG_INFO, "closed", "close handshake timed out");
+			} else {
+				end(s, LOG_WARN, "handshake failed", "timed out");
+			}
+			return;
+		}
+		if (s->deadline_ms < *next) {
+			*next = s->deadline_ms;
+		}
+	}
+}
+
+static void loop(struct session *s)
+{
+	const struct session_env *env = s->env;
+	size_t maxfds = env->cfg->max_conns + 1;
+
+	while (s->state != ST_ENDED) {
+		uint64_t now = net_now_ms();
+		uint64_t next = now + 60000;
+		size_t nfds = 1;
+		struct timespec ts;
+		int r;
+
+		if (*env->stop && s->state != ST_CLOSING) {
+			begin_close(s, 1001, "agent shutting down", now, TC_CLOSE_WAIT_MS / 2);
+		}
+		pump(s, now);
+		if (s->state == ST_ENDED) {
+			break;
+		}
+		conn_timers(&s->conns, now, &next);
+		session_timers(s, now, &next);
+		conn_reap(&s->conns);
+		if (s->state == ST_ENDED) {
+			break;
+		}
+		pump(s, now); /* timers may have queued messages */
+
+		int want_write = buf_len(&s->ws.out) > 0;
+		s->pfd[0].fd = s->tr.fd;
+		s->pfd[0].events = transport_events(&s->tr, want_write);
+		if (s->ws.paused || (s->state != ST_UPGRADING && s->state != ST_TLS &&
+				     buf_len(&s->ws.in) >= TC_IN_CAP)) {
+			s->pfd[0].events &= (short)~POLLIN;
+		}
+		s->pfd[0].revents = 0;
+		if (s->state == ST_OPEN || s->state == ST_CLOSING) {
+			nfds += conn_poll_fill(&s->conns, s->pfd + 1, maxfds - 1,
+					       may_read_local(s));
+		}
+		now = net_now_ms();
+		next = next > now ? next - now : 0;
+		ts.tv_sec = (time_t)(next / 1000);
+		ts.tv_nsec = (long)(next % 1000) * 1000000L;
+		r = ppoll(s->pfd, nfds, &ts, env->waitmask);
+		if (r < 0 && errno != EINTR) {
+			end(s, LOG_ERROR, "ended", strerror(errno));
+			break;
+		}
+		now = net_now_ms();
+		if (r > 0 && nfds > 1) {
+			conn_poll_done(&s->conns, s->pfd + 1, now);
+		}
+		if (r > 0 && (s->pfd[0].revents & (POLLERR | POLLHUP)) && !(s->pfd[0].revents & POLLIN)) {
+			int err = net_connect_result(s->tr.fd);
+			end(s, LOG_WARN, "lost", err != 0 ? strerror(err) : "connection hung up");
+		}
+	}
+}
+
+enum session_result session_run(const struct session_env *env, unsigned long *up_ms)
+{
+	struct session s;
+	struct conn_limits lim;
+	struct conn_sink sink;
+	enum session_result result = SESSION_FAILED;
+	int fd;
+
+	*up_ms = 0;
+	memset(&s, 0, sizeof(s));
+	s.env = env;
+	s.tr.fd = -1;
+	log_info("connecting url=%s container=%s", env->cfg->runner_url, env->cfg->container_id);
+	fd = dial(env);
+	if (fd < 0) {
+		return *env->stop ? SESSION_STOPPED : SESSION_FAILED;
+	}
+	net_tune_runner(fd, (unsigned)(env->cfg->ping_interval_ms + env->cfg->ping_timeout_ms));
+
+	lim.max_conns = env->cfg->max_conns;
+	lim.max_udp = env->cfg->max_udp;
+	lim.connect_timeout_ms = env->cfg->connect_timeout_ms;
+	lim.udp_idle_ms = env->cfg->udp_idle_ms;
+	lim.stall_timeout_ms = env->cfg->stall_timeout_ms;
+	sink.ctx = &s;
+	sink.send = sink_send;
+	conn_table_init(&s.conns, &lim, sink);
+	s.pfd = calloc(env->cfg->max_conns + 1, sizeof(*s.pfd));
+	s.scratch = malloc(TUNNEL_HDR_LEN + TC_DATA_MAX);
+	if (s.pfd == NULL || s.scratch == NULL ||
+	    ws_init(&s.ws, env->cfg->max_message, &s, on_binary) != 0 ||
+	    transport_init(&s.tr, fd, env->tls) != 0) {
+		log_error("out of memory starting a session");
+		if (s.tr.fd < 0) {
+			close(fd);
+		}
+		goto out;
+	}
+	s.state = ST_TLS; /* a plain transport completes this step at once */
+	s.deadline_ms = net_now_ms() + env->cfg->connect_timeout_ms;
+	loop(&s);
+	if (s.open_ms != 0) {
+		result = SESSION_LOST;
+		*up_ms = (unsigned long)(net_now_ms() - s.open_ms);
+	}
+	if (*env->stop) {
+		result = SESSION_STOPPED;
+	}
+	if (conn_count(&s.conns) > 0) {
+		log_info("closing local connections count=%zu", conn_count(&s.conns));
+	}
+out:
+	conn_table_free(&s.conns);
+	if (s.ws.ctx != NULL) {
+		ws_free(&s.ws);
+	}
+	transport_close(&s.tr);
+	free(s.pfd);
+	free(s.scratch);
+	return result;
+}

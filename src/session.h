@@ -1,0 +1,32 @@
+/* session: one connection to the runner, from dial to close, with the
+ * poll() loop that serves the tunnel while it is up. main() runs sessions
+ * one after another with backoff between them. */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <signal.h>
+
+struct config;
+struct url;
+struct tls_config;
+
+enum session_result {
+	SESSION_FAILED,  /* never reached the open tunnel */
+	SESSION_LOST,    /* was open, then ended; *up_ms says how long */
+	SESSION_STOPPED, /* a stop signal arrived; exit 0 */
+};
+
+/* What a session needs from its owner. stop is the signal flag; sigmask is
+ * the mask to wait with (stop signals unblocked only while waiting). */
+struct session_env {
+	const struct config *cfg;
+	const struct url *url;
+	const struct tls_config *tls; /* NULL for ws:// */
+	volatile sig_atomic_t *stop;
+	const sigset_t *waitmask;
+};
+
+/* Dial, upgrade and serve until the tunnel ends. */
+enum session_result session_run(const struct session_env *env, unsigned long *up_ms);
+
+#endif

@@ -1,0 +1,162 @@
+#include "ws.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "bounds.h"
+#include "log.h"
+#include "rand.h"
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+		       int flags, void *user)
+{
+	struct ws *w = user;
+	size_t have;
+	const uint8_t *p = buf_data(&w->in, &have);
+
+	if (w->paused || have == 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	if (len > have) {
+		len = have;
+	}
+	memcpy(buf, p, len);
+	buf_consume(&w->in, len);
+	return (ssize_t)len;
+}
+
+/* wslay_event_write() is used instead: framing never calls this. */
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+		       int flags, void *user)
+{
+	wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+	return -1;
+}
+
+static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+{
+	return rand_bytes(buf, len) == 0 ? 0 : -1;
+}
+
+static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+		   void *user)
+{
+	struct ws *w = user;
+
+	switch (arg->opcode) {
+	case WSLAY_BINARY_FRAME:
+		w->on_binary(w->user, arg->msg, arg->msg_length);
+		break;
+	case WSLAY_TEXT_FRAME:
+		log_info("text message from runner ignored len=%zu", arg->msg_length);
+		break;
+	case WSLAY_CONNECTION_CLOSE:
+		log_info("runner sent close code=%u", (unsigned)arg->status_code);
+		break;
+	default:
+		break; /* ping is answered by wslay; pong only proves liveness */
+	}
+}
+
+int ws_init(struct ws *w, uint64_t max_message, void *user,
+	    void (*on_binary)(void *user, const uint8_t *msg, size_t len))
+{
+	static const struct wslay_event_callbacks cbs = {
+		recv_cb, send_cb, genmask_cb, NULL, NULL, NULL, msg_cb,
+	};
+
+	memset(w, 0, sizeof(*w));
+	buf_init(&w->in, TC_IN_CAP);
+	buf_init(&w->out, TC_OUT_CAP);
+	w->user = user;
+	w->on_binary = on_binary;
+	if (wslay_event_context_client_init(&w->ctx, &cbs, w) != 0) {
+		w->ctx = NULL;
+		return -1;
+	}
+	wslay_event_config_set_max_recv_msg_length(w->ctx, max_message);
+	return 0;
+}
+
+void ws_free(struct ws *w)
+{
+	if (w->ctx != NULL) {
+		wslay_event_context_free(w->ctx);
+		w->ctx = NULL;
+	}
+	buf_free(&w->in);
+	buf_free(&w->out);
+}
+
+int ws_recv(struct ws *w)
+{
+	if (buf_len(&w->in) == 0 || w->paused || !wslay_event_want_read(w->ctx)) {
+		return 0;
+	}
+	return wslay_event_recv(w->ctx) == 0 ? 0 : -1;
+}
+
+int ws_frame(struct ws *w)
+{
+	size_t avail;
+	uint8_t *p;
+	ssize_t n;
+
+	if (!wslay_event_want_write(w->ctx)) {
+		return 0;
+	}
+	p = buf_space(&w->out, &avail);
+	if (p == NULL || avail < 16) {
+		return 0; /* full: the transport must drain first */
+	}
+	n = wslay_event_write(w->ctx, p, avail);
+	if (n < 0) {
+		return -1;
+	}
+	buf_commit(&w->out, (size_t)n);
+	return n > 0;
+}
+
+int ws_send_binary(struct ws *w, const uint8_t *msg, size_t len)
+{
+	struct wslay_event_msg m = {WSLAY_BINARY_FRAME, msg, len};
+
+	return wslay_event_queue_msg(w->ctx, &m) == 0 ? 0 : -1;
+}
+
+int ws_send_ping(struct ws *w)
+{
+	struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"tc", 2};
+
+	return wslay_event_queue_msg(w->ctx, &m) == 0 ? 0 : -1;
+}
+
+void ws_send_close(struct ws *w, uint16_t code, const char *reason)
+{
+	wslay_event_queue_close(w->ctx, code, (const uint8_t *)reason, strlen(reason));
+}
+
+size_t ws_queued(const struct ws *w)
+{
+	return wslay_event_get_queued_msg_count(w->ctx);
+}
+
+int ws_close_received(const struct ws *w, uint16_t *code)
+{
+	if (!wslay_event_get_close_received(w->ctx)) {
+		return 0;
+	}
+	*code = wslay_event_get_status_code_received(w->ctx);
+	return 1;
+}
+
+int ws_close_sent(const struct ws *w)
+{
+	return wslay_event_get_close_sent(w->ctx);
+}
+
+int ws_finished(const struct ws *w)
+{
+	return !wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx);
+}
