@@ -23,7 +23,8 @@ uint8_t *buf_space(struct buf *b, size_t *avail)
 	if (b->start == b->end) {
 		b->start = 0;
 		b->end = 0;
-	} else if (b->start > 0 && b->cap - b->end < b->cap / 4) {
+	} else if (b->start > 0 && b->cap - b->end < b->start) {
+		/* moving the data at least doubles the free tail */
 		memmove(b->data, b->data + b->start, b->end - b->start);
 		b->end -= b->start;
 		b->start = 0;

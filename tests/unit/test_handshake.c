@@ -1,0 +1,91 @@
+#include "handshake.h"
+#include "unit.h"
+
+#include <stdio.h>
+
+/* RFC 6455 section 1.3 sample. */
+static const char rfc_key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+static const char rfc_accept[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+TEST(handshake_rfc6455_sample_accept)
+{
+	char accept[HS_ACCEPT_LEN + 1];
+	char key[HS_KEY_LEN + 1];
+
+	hs_accept_for(rfc_key, accept);
+	CHECK_STR(accept, rfc_accept);
+	hs_make_key((const uint8_t *)"the sample nonce", key);
+	CHECK_STR(key, rfc_key);
+}
+
+TEST(handshake_request_has_required_headers)
+{
+	char req[512];
+	int n = hs_request(req, sizeof(req), "[::1]:8001", "/ws/tunnel/x", rfc_key);
+
+	CHECK(n > 0 && (size_t)n == strlen(req));
+	CHECK(strncmp(req, "GET /ws/tunnel/x HTTP/1.1\r\n", 27) == 0);
+	CHECK(strstr(req, "\r\nHost: [::1]:8001\r\n") != NULL);
+	CHECK(strstr(req, "\r\nUpgrade: websocket\r\n") != NULL);
+	CHECK(strstr(req, "\r\nConnection: Upgrade\r\n") != NULL);
+	CHECK(strstr(req, "\r\nSec-WebSocket-Version: 13\r\n") != NULL);
+	CHECK(strstr(req, rfc_key) != NULL);
+	CHECK(n >= 4 && strcmp(req + n - 4, "\r\n\r\n") == 0);
+	CHECK(hs_request(req, 40, "h", "/p", rfc_key) == -1);
+}
+
+static const char good[] =
+	"HTTP/1.1 101 Switching Protocols\r\n"
+	"upgrade: WebSocket\r\n"
+	"Connection: keep-alive, Upgrade\r\n"
+	"Sec-WebSocket-Accept:  s3pPLMBiTxaQ9kYGzzhZRbK+xOo= \r\n"
+	"\r\n"
+	"\x82\x00";
+
+TEST(handshake_response_byte_by_byte)
+{
+	size_t hdr = sizeof(good) - 1 - 2; /* two frame bytes follow */
+	size_t used = 0;
+	int status = 0;
+
+	for (size_t n = 0; n < hdr; n++) {
+		CHECK(hs_parse_response((const uint8_t *)good, n, 8192, rfc_key, &used, &status) ==
+		      HS_NEED_MORE);
+	}
+	CHECK(hs_parse_response((const uint8_t *)good, hdr + 2, 8192, rfc_key, &used, &status) ==
+	      HS_DONE);
+	CHECK(used == hdr && status == 101);
+}
+
+static enum hs_result parse_str(const char *s, int *status)
+{
+	size_t used;
+	return hs_parse_response((const uint8_t *)s, strlen(s), 8192, rfc_key, &used, status);
+}
+
+TEST(handshake_response_errors)
+{
+	int status;
+	char big[9000];
+
+	CHECK(parse_str("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", &status) ==
+	      HS_ERR_STATUS);
+	CHECK(status == 404);
+	CHECK(parse_str("HTTP/1.1 502 Bad Gateway\r\n\r\n", &status) == HS_ERR_STATUS && status == 502);
+	CHECK(parse_str("SSH-2.0-OpenSSH\r\n", &status) == HS_ERR_NOT_HTTP);
+	CHECK(parse_str("X", &status) == HS_ERR_NOT_HTTP);
+	CHECK(parse_str("HTTP/1.1 1O1 x\r\n\r\n", &status) == HS_ERR_NOT_HTTP);
+	CHECK(parse_str("HTTP/1.1 101 OK\r\nConnection: Upgrade\r\n"
+			"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+			&status) == HS_ERR_UPGRADE);
+	CHECK(parse_str("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo?\r\n\r\n",
+			&status) == HS_ERR_ACCEPT);
+	CHECK(parse_str("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+			&status) == HS_ERR_ACCEPT);
+	CHECK(parse_str("HTTP/1.1 101 OK\r\nbroken header line\r\n\r\n", &status) == HS_ERR_NOT_HTTP);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "HTTP/1.1 101 OK\r\nX: ", 20);
+	CHECK(parse_str(big, &status) == HS_ERR_TOO_BIG);
+}
