@@ -49,3 +49,86 @@ def start(*args, env=None):
         command(*args), env=env if env is not None else clean_env(),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+# ---------------------------------------------------------------------------
+# Long-running agents for the protocol tests: stderr goes to a file (a pipe
+# could fill up with trace logs and block the agent), the process is killed
+# if the test process dies (setpriv --pdeathsig) and at teardown.
+
+import shutil
+import signal
+import tempfile
+import time
+
+_PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+
+
+class Agent:
+    """A running agent. .proc is the Popen, .log() its stderr so far."""
+
+    def __init__(self, args, env=None):
+        self.args = [str(a) for a in args]
+        self._log = tempfile.TemporaryFile(mode="w+b")
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            _PDEATHSIG + command(*self.args),
+            env=env if env is not None else clean_env(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
+        self.signalled = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait(self, timeout):
+        """Wait for exit; returns the exit code, None if still running."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def signal(self, sig):
+        self.signalled = sig
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def assert_alive(self):
+        rc = self.proc.poll()
+        assert rc is None, "agent exited with %s; log tail:\n%s" % (rc, tail(self.log()))
+
+    def stop(self):
+        """Kill if still running (teardown); returns the exit code."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        return self.proc.wait(10)
+
+    def vm_kib(self, field="VmHWM"):
+        """VmHWM/VmRSS of the agent process in KiB (of the emulator under qemu)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        return None
+
+
+def tail(text, lines=40):
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def spawn(*args, env=None):
+    """Start the agent in the background with stderr to a file; see Agent."""
+    return Agent(args, env=env)
+
+
+def T(seconds):
+    """A wait of `seconds` on the host, scaled for emulated/valgrind runs."""
+    return seconds * SLOW

@@ -1,0 +1,229 @@
+"""The WebSocket session: keepalive, reconnects, failures, signals, limits."""
+import signal
+import time
+
+import pytest
+
+from agent import T
+import fake_runner as fr
+from fake_runner import CLOSE, CONNECT, DATA, ERROR, TCP, describe_full
+
+
+# ---------------------------------------------------------------------------
+# Keepalive
+
+
+@pytest.mark.core
+def test_runner_websocket_ping_is_answered(tunnel):
+    """A WebSocket ping from the runner gets its pong (RFC 6455)."""
+    for _ in range(3):
+        assert tunnel.session.ping(T(3)), "no pong from the agent"
+
+
+def test_agent_pings_an_idle_runner_and_stays(runner, start_agent):
+    """With --ping-interval 0.3, an idle session gets WebSocket pings from the
+    agent; a runner that answers them keeps the same session."""
+    start_agent(runner.url, "--ping-interval", "0.3", "--ping-timeout", "0.5")
+    s = runner.accept(T(5))
+    time.sleep(T(2))
+    assert s.pings_received >= 2, "agent sent %d pings in 2s" % s.pings_received
+    assert not s.closed.is_set(), "session ended (code %s)" % s.close_code
+    assert runner.try_accept(0) is None, "agent reconnected although pings were answered"
+    s.pingpong(timeout=T(5))
+
+
+@pytest.mark.core
+def test_keepalive_detects_silent_runner(start_agent, services):
+    """Against a runner that completes the upgrade and then never sends a
+    byte, the agent pings, gives up after --ping-timeout and reconnects."""
+    raw = services.raw("upgrade_silent")
+    start_agent(raw.url, "--ping-interval", "0.5", "--ping-timeout", "0.5")
+    raw.wait_connections(1, T(5))
+    raw.wait_connections(2, T(8))
+    gap = raw.conn_times[1] - raw.conn_times[0]
+    assert gap >= 0.8, "reconnected after %.2fs: before ping interval + timeout" % gap
+    ops = [op for op, _ in raw.frames[0]]
+    assert 0x9 in ops, "no WebSocket ping on the silent session (frames: %r)" % ops
+
+
+def test_keepalive_runner_ignoring_pings(runner, start_agent):
+    """A runner that stops answering pings (but is otherwise up) is dropped
+    and the agent connects again."""
+    start_agent(runner.url, "--ping-interval", "0.4", "--ping-timeout", "0.4")
+    s = runner.accept(T(5))
+    s.ignore_pings()
+    s.wait_closed(T(6))
+    s2 = runner.accept(T(6))
+    s2.pingpong(timeout=T(5))
+
+
+# ---------------------------------------------------------------------------
+# Losing the runner
+
+
+@pytest.mark.core
+def test_runner_restart(tunnel, services):
+    """The runner restarts on the same port: local connections of the old
+    session are closed (the service sees EOF), the agent reconnects and serves."""
+    r, s = tunnel.runner, tunnel.session
+    sink = services.sink()
+    s.open_tcp(1, sink.port, T(5))
+    s.send_msg(DATA, TCP, 1, 0, b"before restart")
+    r.stop()
+    assert sink.eof[0].wait(T(5)), "local connection not closed after the WebSocket dropped"
+    assert bytes(sink.data[0]) == b"before restart"
+    r.start()
+    s2 = r.accept(T(10))
+    s2.pingpong(timeout=T(5))
+    echo = services.echo()
+    s2.open_tcp(1, echo.port, T(5))
+    s2.send_msg(DATA, TCP, 1, 0, b"after restart")
+    assert s2.recv_data(1, 13, T(5)) == b"after restart"
+
+
+@pytest.mark.parametrize("how", ["drop", "close1000", "close1011"])
+def test_session_lost_reconnects(tunnel, services, how):
+    """The runner drops the TCP connection or closes the WebSocket: local
+    connections are closed, ids do not survive, the agent reconnects."""
+    r, s = tunnel.runner, tunnel.session
+    echo = services.echo()
+    s.open_tcp(2, echo.port, T(5))
+    if how == "drop":
+        s.drop()
+    else:
+        s.close(int(how[5:]), "bye", timeout=T(5))
+    echo.wait_finished(1, T(5))
+    s2 = r.accept(T(10))
+    # id 2 did not survive: DATA for it is dropped (at most one CLOSE back).
+    s2.send_msg(DATA, TCP, 2, 0, b"stale")
+    s2.pingpong(timeout=T(5))
+    stale = s2.take_pending(2)
+    assert all(m.type == CLOSE for m in stale), [describe_full(m) for m in stale]
+    assert echo.accepted == 1
+    s2.open_tcp(2, echo.port, T(5))
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("status", [404, 403, 502])
+def test_refused_upgrade_is_retried(runner, start_agent, status):
+    """An HTTP error instead of the upgrade: the agent retries (no crash) and
+    connects once the runner accepts."""
+    runner.refuse = (status, b"not today\n")
+    a = start_agent(runner.url)
+    runner.wait_attempts(2, T(5))
+    a.assert_alive()
+    assert runner.try_accept(0) is None
+    runner.refuse = None
+    s = runner.accept(T(5))
+    s.pingpong(timeout=T(5))
+
+
+def test_non_http_reply_is_retried(start_agent, services):
+    """A server answering something that is not HTTP: retried, no crash."""
+    raw = services.raw("garbage")
+    a = start_agent(raw.url)
+    raw.wait_connections(2, T(5))
+    a.assert_alive()
+
+
+def test_silent_server_hits_connect_timeout(start_agent, services):
+    """A server that accepts TCP but never answers the upgrade: after
+    --connect-timeout 1 the agent gives up on it and tries again."""
+    raw = services.raw("silent")
+    a = start_agent(raw.url, "--connect-timeout", "1")
+    raw.wait_connections(1, T(5))
+    raw.wait_connections(2, T(6))
+    gap = raw.conn_times[1] - raw.conn_times[0]
+    assert gap >= 0.9, "retried after %.2fs, before the 1s connect timeout" % gap
+    a.assert_alive()
+
+
+@pytest.mark.core
+def test_max_reconnect_exits_1(start_agent):
+    """--max-reconnect 2 against a closed port: exit code 1 in bounded time."""
+    a = start_agent("ws://127.0.0.1:%d" % fr.closed_port(), "--max-reconnect", "2")
+    rc = a.wait(T(10))
+    assert rc == 1, "exit code %s" % rc
+
+
+def test_max_reconnect_counts_refused_upgrades(runner, start_agent):
+    """An HTTP 404 on every attempt counts as a failed connect too."""
+    runner.refuse = (404, b"no such container\n")
+    a = start_agent(runner.url, "--max-reconnect", "3")
+    rc = a.wait(T(10))
+    assert rc == 1, "exit code %s" % rc
+    assert 2 <= len(runner.attempts) <= 4, len(runner.attempts)
+
+
+def test_successful_session_resets_failure_count(runner, start_agent):
+    """--max-reconnect counts consecutive failures: a session that came up
+    resets the count, so the agent survives more total failures."""
+    a = start_agent(runner.url, "--max-reconnect", "2")
+    for _ in range(3):
+        s = runner.accept(T(5))
+        s.pingpong(timeout=T(5))
+        runner.refuse = (502, b"bad gateway\n")
+        n = len(runner.attempts)
+        s.drop()
+        runner.wait_attempts(n + 1, T(5))
+        runner.refuse = None
+    a.assert_alive()
+
+
+# ---------------------------------------------------------------------------
+# Signals
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_closes_with_1001_and_exits_0(tunnel, services, sig):
+    """SIGTERM/SIGINT: the runner sees a close frame 1001, local connections
+    are closed, the agent exits 0 within a second."""
+    s, a = tunnel.session, tunnel.agent
+    sink = services.sink()
+    s.open_tcp(3, sink.port, T(5))
+    t0 = time.monotonic()
+    a.signal(sig)
+    rc = a.wait(T(1) + 0.5)
+    took = time.monotonic() - t0
+    assert rc == 0, "exit code %s" % rc
+    assert took <= T(1), "exit took %.2fs" % took
+    assert s.wait_closed(T(2)) == 1001
+    assert sink.eof[0].wait(T(2))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_while_reconnecting_exits_0(start_agent, sig):
+    """A signal during the reconnect backoff also exits 0 promptly."""
+    a = start_agent("ws://127.0.0.1:%d" % fr.closed_port(), "--reconnect-delay", "5",
+                    "--max-reconnect-delay", "5", fast=False)
+    time.sleep(T(0.5))
+    a.assert_alive()
+    t0 = time.monotonic()
+    a.signal(sig)
+    rc = a.wait(T(1) + 0.5)
+    assert rc == 0, "exit code %s" % rc
+    assert time.monotonic() - t0 <= T(1)
+
+
+# ---------------------------------------------------------------------------
+# Limits and flow control
+
+
+def test_max_connections(runner, start_agent, services):
+    """--max-connections N: the N+1th CONNECT gets ERROR; after a CLOSE a new
+    one is accepted."""
+    start_agent(runner.url, "--max-connections", "3")
+    s = runner.accept(T(5))
+    echo = services.echo()
+    for cid in (1, 2, 3):
+        s.open_tcp(cid, echo.port, T(5))
+    s.send_msg(CONNECT, TCP, 4, echo.port)
+    m = s.recv_msg(4, T(5))
+    assert (m.type, m.proto) == (ERROR, TCP), describe_full(m)
+    s.send_msg(CLOSE, TCP, 1)
+    echo.wait_finished(1, T(5))
+    time.sleep(0.2)
+    s.open_tcp(5, echo.port, T(5))
+    s.send_msg(DATA, TCP, 5, 0, b"ok")
+    assert s.recv_data(5, 2, T(5)) == b"ok"
