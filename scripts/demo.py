@@ -13,9 +13,7 @@ run is bounded (about 20 seconds at most).
 """
 import os
 import signal
-import socket
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
