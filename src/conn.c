@@ -171,6 +171,26 @@ static int table_add(struct conn_table *t, struct conn *c)
 	return 0;
 }
 
+static int would_block(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/* Send bytes to the local socket: bytes written (TCP may be short), or -1
+ * with errno (would_block(errno): the socket is full). UDP sends one whole
+ * datagram; one the kernel refuses (e.g. ECONNREFUSED after an ICMP error)
+ * is dropped and counted as sent: the connection stays. */
+static ssize_t sock_send(struct conn *c, const uint8_t *p, size_t n)
+{
+	ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+
+	if (w < 0 && c->proto == TUNNEL_UDP && !would_block(errno)) {
+		log_debug("udp datagram dropped id=%u errno=%d", (unsigned)c->id, errno);
+		return (ssize_t)n;
+	}
+	return w;
+}
+
 /* ---- runner messages ---- */
 
 void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t now)
@@ -236,6 +256,7 @@ void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now
 {
 	struct conn *c = find(t, m->client_id);
 	struct chunk *k;
+	size_t off = 0;
 
 	if (c == NULL) {
 		if (!recently_closed(t, m->client_id)) {
@@ -248,15 +269,29 @@ void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now
 	if (m->payload_len == 0 && c->proto == TUNNEL_TCP) {
 		return;
 	}
-	k = malloc(sizeof(*k) + m->payload_len);
+	c->last_ms = now;
+	if (c->state == CONN_OPEN && c->head == NULL) {
+		/* Nothing queued: write through, queue only what is left. */
+		ssize_t n = sock_send(c, m->payload, m->payload_len);
+		if (n < 0 && !would_block(errno)) {
+			char why[64];
+			finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
+			return;
+		}
+		off = n > 0 ? (size_t)n : 0;
+		if (n >= 0 && off == m->payload_len) {
+			return;
+		}
+	}
+	k = malloc(sizeof(*k) + m->payload_len - off);
 	if (k == NULL) {
 		finish(t, c, TUNNEL_ERROR, "out of memory");
 		return;
 	}
 	k->next = NULL;
-	k->len = m->payload_len;
+	k->len = m->payload_len - off;
 	k->off = 0;
-	memcpy(k->data, m->payload, m->payload_len);
+	memcpy(k->data, m->payload + off, k->len);
 	if (c->tail != NULL) {
 		c->tail->next = k;
 	} else {
@@ -264,7 +299,6 @@ void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now
 	}
 	c->tail = k;
 	c->queued += k->len;
-	c->last_ms = now;
 	update_mark(t, c, now);
 }
 
@@ -352,35 +386,19 @@ static int flush_one(struct conn_table *t, struct conn *c, uint64_t now)
 
 	while (c->head != NULL) {
 		struct chunk *k = c->head;
-		ssize_t n;
+		ssize_t n = sock_send(c, k->data + k->off, k->len - k->off);
 
-		if (c->proto == TUNNEL_UDP) {
-			n = send(c->fd, k->data, k->len, MSG_NOSIGNAL);
-		} else {
-			n = send(c->fd, k->data + k->off, k->len - k->off, MSG_NOSIGNAL);
+		if (n < 0 && would_block(errno)) {
+			break; /* the socket is full */
 		}
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-				break;
-			}
-			if (c->proto == TUNNEL_UDP) {
-				/* e.g. ECONNREFUSED from an ICMP error: one
-				 * datagram is lost, the connection stays. */
-				log_debug("udp send failed id=%u errno=%d", (unsigned)c->id, errno);
-				n = (ssize_t)k->len;
-			} else {
-				char why[64];
-				finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
-				return 1;
-			}
+			char why[64];
+			finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
+			return 1;
 		}
 		moved = 1;
-		if (c->proto == TUNNEL_UDP) {
-			k->off = k->len;
-			c->last_ms = now;
-		} else {
-			k->off += (size_t)n;
-		}
+		c->last_ms = now;
+		k->off += (size_t)n;
 		if (k->off < k->len) {
 			break; /* short write: the socket is full */
 		}
@@ -441,7 +459,7 @@ void conn_poll_done(struct conn_table *t, const struct pollfd *pfd, uint64_t now
 		if (c->state == CONN_LINGER) {
 			char sink[4096];
 			ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (n == 0 || (n < 0 && !would_block(errno))) {
 				finish(t, c, 0, "drained");
 			}
 			continue;
@@ -481,7 +499,7 @@ int conn_read_one(struct conn_table *t, uint8_t *buf, uint64_t now)
 		c->readable = 0;
 		t->rr = i + 1;
 		n = recv(c->fd, buf + TUNNEL_HDR_LEN, TC_DATA_MAX, 0);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		if (n < 0 && would_block(errno)) {
 			return 1;
 		}
 		if (n < 0 && c->proto == TUNNEL_UDP && errno == ECONNREFUSED) {
