@@ -8,7 +8,7 @@ start_agent   start_agent(url, *extra_args, cid=CID, env=None, fast=True) ->
               printed when the test failed
 tunnel        runner + agent + the accepted session, as .runner .agent .session
 services      factory for local services, closed at teardown:
-              services.echo(), .sink(**kw), .send_close(data, reset=False),
+              services.echo(held=False), .sink(**kw), .send_close(data, reset=False),
               .udp_echo(), .raw(mode)
 """
 import collections
@@ -108,8 +108,8 @@ class Services:
         self.items.append(x)
         return x
 
-    def echo(self):
-        return self._add(fr.TcpEcho())
+    def echo(self, held=False):
+        return self._add(fr.TcpEcho(held))
 
     def sink(self, **kw):
         return self._add(fr.TcpSink(**kw))

@@ -16,6 +16,7 @@ Stable API (other test modules, e.g. test_tls.py and test_deploy.py, import it):
                                             (raises AssertionError on timeout)
         runner.attempts                     list of (path, headers) of every
                                             upgrade request seen, refused or not
+        runner.attempt_times                their time.monotonic() stamps
         runner.wait_attempts(n, timeout)    until at least n requests were seen
         runner.refuse = (status, body)      answer upgrades with this HTTP
                                             status instead; None = accept
@@ -33,6 +34,8 @@ Stable API (other test modules, e.g. test_tls.py and test_deploy.py, import it):
         .send_many(list, timeout)       several messages back to back from one
                                         coroutine (they reach the agent together)
         .send_background(list)          same, returns a concurrent Future
+        .send_fragmented(parts)         one message sent as len(parts) frames
+        .accepted_at, .ended_at         time.monotonic() stamps
         .recv_msg(cid=None, timeout)    next binary message (as Msg), for one
                                         client id or any; AssertionError on timeout
         .try_recv_msg(cid=None, timeout) same, but None on timeout
@@ -49,6 +52,8 @@ Message helpers: pack(type, proto, cid, port=0, payload=b"") and unpack(bytes)
 -> Msg(type, proto, cid, port, payload); constants CONNECT..PONG, TCP, UDP.
 
 Local services (127.0.0.1 only, threads, .port, .close()): TcpEcho,
+TCP services take held=True to keep a connect to them in progress until
+.release(),
 TcpSink (records bytes until EOF; may read slowly or never), TcpSendClose
 (sends N bytes then closes, or resets), UdpEcho, closed_port(). Raw runners
 for failure modes: RawServer(mode) with modes "silent" (never answers),
@@ -241,6 +246,10 @@ class Session:
         """Start sending; returns a concurrent.futures.Future."""
         return asyncio.run_coroutine_threadsafe(self._send_all(messages), self.loop)
 
+    def send_fragmented(self, parts, timeout=10):
+        """One binary message sent as one WebSocket frame per part."""
+        self._call(self.ws.send([bytes(p) for p in parts]), timeout)
+
     def send_data(self, cid, data, chunk=65536, proto=TCP, timeout=60):
         """Send data for cid as DATA messages of at most chunk bytes."""
         self.send_many(data_messages(cid, data, chunk, proto), timeout)
@@ -415,6 +424,7 @@ class FakeRunner:
         self.ping_interval = ping_interval
         self.refuse = None
         self.attempts = []
+        self.attempt_times = []     # time.monotonic() of each upgrade request
         self.sessions = []
         self._accept_q = collections.deque()
         self._cond = threading.Condition()
@@ -439,6 +449,7 @@ class FakeRunner:
     async def _process_request(self, path, headers):
         with self._cond:
             self.attempts.append((path, headers))
+            self.attempt_times.append(time.monotonic())
             self._cond.notify_all()
         refuse = self.refuse
         if refuse is not None:
@@ -715,19 +726,31 @@ class RawServer:
 
 
 class _TcpService:
-    """Accept loop in a thread; one thread per connection running self.serve."""
+    """Accept loop in a thread; one thread per connection running self.serve.
+
+    held=True: the listen queue is full (backlog 0 plus one filler connection)
+    and nothing is accepted until release(): a connect to it stays in progress
+    (the kernel drops the SYN; the client retransmits it after about 1 s).
+    """
 
     rcvbuf = None
 
-    def __init__(self):
+    def __init__(self, held=False):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
+        self.sock.listen(0 if held else 512)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
+        self._go = threading.Event()
+        self._filler = None
+        if held:
+            self._filler = socket.create_connection(("127.0.0.1", self.port), 2)
+            self._filler_addr = self._filler.getsockname()
+        else:
+            self._go.set()
         self.accepted = 0
         self.finished = 0       # connections whose handler has ended (EOF seen)
         self._cond = threading.Condition()
@@ -736,14 +759,25 @@ class _TcpService:
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
 
+    def release(self):
+        """Start accepting (held services)."""
+        self._go.set()
+
     def _accept_loop(self):
         while not self._stop.is_set():
+            if not self._go.wait(0.1):
+                continue
             try:
-                c, _ = self.sock.accept()
+                c, peer = self.sock.accept()
             except socket.timeout:
                 continue
             except OSError:
                 return
+            if self._filler is not None and peer == self._filler_addr:
+                c.close()
+                self._filler.close()
+                self._filler = None
+                continue
             with self._cond:
                 idx = self.accepted
                 self.accepted += 1
@@ -798,6 +832,8 @@ class _TcpService:
             self.sock.close()
         except OSError:
             pass
+        if self._filler is not None:
+            self._filler.close()
         with self._cond:
             for c in self._conns:
                 try:
@@ -831,7 +867,7 @@ class TcpSink(_TcpService):
     """
 
     def __init__(self, read_size=65536, delay=0.0, never_read=False, keep=True,
-                 rcvbuf=None, pauses=()):
+                 rcvbuf=None, pauses=(), held=False):
         self.read_size = read_size
         self.delay = delay
         self.never_read = never_read
@@ -842,7 +878,7 @@ class TcpSink(_TcpService):
         self.sha = collections.defaultdict(hashlib.sha256)
         self.count = collections.defaultdict(int)
         self.eof = collections.defaultdict(threading.Event)
-        super().__init__()
+        super().__init__(held)
 
     def serve(self, c, idx):
         if self.never_read:
@@ -868,10 +904,10 @@ class TcpSink(_TcpService):
 class TcpSendClose(_TcpService):
     """Sends `data` to each connection, then closes (reset=True: RST instead)."""
 
-    def __init__(self, data=b"", reset=False):
+    def __init__(self, data=b"", reset=False, held=False):
         self.payload = data
         self.reset = reset
-        super().__init__()
+        super().__init__(held)
 
     def serve(self, c, idx):
         if self.payload:

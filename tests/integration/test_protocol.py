@@ -145,6 +145,7 @@ def test_max_message_limit(runner, start_agent, services, limit):
     assert s.wait_closed(T(10)) == 1009
     echo.wait_finished(1, T(5))
     s2 = runner.accept(T(10))
+    assert s.ended_at <= s2.accepted_at, "dialed again before the old session ended"
     s2.pingpong(timeout=T(5))
     s2.open_tcp(5, echo.port, T(5))
 
@@ -161,6 +162,59 @@ def test_data_before_connected_is_kept_in_order(tunnel, services):
     assert (m.type, m.proto, m.port) == (CONNECTED, TCP, 0), describe_full(m)
     want = b"".join(parts)
     assert s.recv_data(9, len(want), T(10)) == want
+
+
+@pytest.mark.core
+def test_data_while_local_connect_in_progress(tunnel, services):
+    """DATA for a connection whose local connect is still in progress (the
+    service's listen queue is full) is kept and delivered in order once it
+    completes; a duplicate CONNECT meanwhile gets "in use"; PING is answered
+    while the connect is pending."""
+    s = tunnel.session
+    echo = services.echo(held=True)
+    parts = [b"%03d;" % i + pattern(4000, i) for i in range(20)]
+    s.send_many([pack(CONNECT, TCP, 14, echo.port)] +
+                [pack(DATA, TCP, 14, 0, p) for p in parts], timeout=T(5))
+    s.expect_silence(14, 0.3)
+    s.pingpong(timeout=T(2))
+    s.send_msg(CONNECT, TCP, 14, echo.port)
+    m = s.recv_msg(14, T(2))
+    assert (m.type, m.proto) == (ERROR, TCP) and b"in use" in m.payload.lower(), describe_full(m)
+    echo.release()
+    m = s.recv_msg(14, T(5))
+    assert (m.type, m.proto, m.port) == (CONNECTED, TCP, 0), describe_full(m)
+    want = b"".join(parts)
+    assert s.recv_data(14, len(want), T(10)) == want
+
+
+def test_close_while_local_connect_in_progress(tunnel, services):
+    """CONNECT, DATA, CLOSE while the local connect is pending: the bytes are
+    still written once it completes, then the service sees EOF."""
+    s = tunnel.session
+    sink = services.sink(held=True)
+    data = pattern(100000, 5)
+    s.send_many([pack(CONNECT, TCP, 15, sink.port)] + fr.data_messages(15, data) +
+                [pack(CLOSE, TCP, 15)], timeout=T(5))
+    time.sleep(0.3)
+    sink.release()
+    assert sink.eof[0].wait(T(5)), "no connection or no EOF (got %d bytes)" % sink.count[0]
+    assert bytes(sink.data[0]) == data
+
+
+def test_local_connect_timeout(runner, start_agent, services):
+    """A local connect that never completes gets ERROR after --connect-timeout;
+    the tunnel keeps serving meanwhile."""
+    start_agent(runner.url, "--connect-timeout", "1")
+    s = runner.accept(T(5))
+    echo = services.echo(held=True)
+    t0 = time.monotonic()
+    s.send_msg(CONNECT, TCP, 16, echo.port)
+    s.pingpong(timeout=T(1))
+    m = s.recv_msg(16, T(5))
+    took = time.monotonic() - t0
+    assert (m.type, m.proto, m.cid) == (ERROR, TCP, 16), describe_full(m)
+    assert took >= 0.8, "ERROR after %.2fs, before the 1s connect timeout" % took
+    s.pingpong(timeout=T(2))
 
 
 @pytest.mark.core
@@ -288,6 +342,21 @@ def test_malformed_messages_are_ignored(tunnel, services):
     assert echo.accepted == 1, "a malformed CONNECT opened a local connection"
     tunnel.agent.assert_alive()
     assert not s.closed.is_set()
+
+
+@pytest.mark.core
+def test_fragmented_messages(tunnel, services):
+    """A tunnel message split over several WebSocket frames (continuation
+    frames, even inside the 8-byte header) is one message."""
+    s = tunnel.session
+    echo = services.echo()
+    s.send_fragmented([b"\x01\x00\x00", b"\x00\x00\x11", b"", pack(CONNECT, TCP, 17, echo.port)[6:]])
+    m = s.recv_msg(17, T(5))
+    assert (m.type, m.proto) == (CONNECTED, TCP), describe_full(m)
+    data = pattern(150000, 6)
+    msg = pack(DATA, TCP, 17, 0, data)
+    s.send_fragmented([msg[:5], msg[5:70000], msg[70000:]])
+    assert s.recv_data(17, len(data), T(5)) == data
 
 
 @pytest.mark.core

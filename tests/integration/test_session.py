@@ -54,6 +54,7 @@ def test_keepalive_runner_ignoring_pings(runner, start_agent):
     s.ignore_pings()
     s.wait_closed(T(6))
     s2 = runner.accept(T(6))
+    assert s.ended_at <= s2.accepted_at, "dialed again before the old session ended"
     s2.pingpong(timeout=T(5))
 
 
@@ -136,6 +137,34 @@ def test_silent_server_hits_connect_timeout(start_agent, services):
     gap = raw.conn_times[1] - raw.conn_times[0]
     assert gap >= 0.9, "retried after %.2fs, before the 1s connect timeout" % gap
     a.assert_alive()
+
+
+def test_backoff_doubles_up_to_cap(runner, start_agent):
+    """Failed upgrades are retried after the reconnect delay, doubling per
+    failure up to --max-reconnect-delay (with some jitter)."""
+    runner.refuse = (503, b"busy\n")
+    start_agent(runner.url, "--reconnect-delay", "0.2", "--max-reconnect-delay", "0.8",
+                fast=False)
+    runner.wait_attempts(6, T(8))
+    t = runner.attempt_times
+    gaps = [b - a for a, b in zip(t, t[1:])][:5]
+    nominal = [0.2, 0.4, 0.8, 0.8, 0.8]
+    for g, n in zip(gaps, nominal):
+        assert 0.5 * n <= g <= T(1.5 * n + 0.25), "gaps %s, nominal %s" % (
+            ["%.2f" % x for x in gaps], nominal)
+
+
+def test_runner_drop_during_download(tunnel, services):
+    """The runner vanishes while the agent is sending a large download: the
+    agent survives (no SIGPIPE death), closes the local side, reconnects."""
+    r, s = tunnel.runner, tunnel.session
+    svc = services.send_close(b"\xa5" * (8 << 20))
+    s.open_tcp(6, svc.port, T(5))
+    s.recv_msg(6, T(5))
+    s.drop()
+    s2 = r.accept(T(10))
+    s2.pingpong(timeout=T(5))
+    tunnel.agent.assert_alive()
 
 
 @pytest.mark.core
