@@ -28,12 +28,24 @@ enum state {
 	ST_ENDED,     /* done; the cause is logged */
 };
 
+/* The runner message being received: ws streams it in pieces. */
+struct rx {
+	uint8_t hdr[TUNNEL_HDR_LEN];
+	size_t hdr_len;
+	size_t len;           /* bytes of the message so far */
+	struct tunnel_msg m;  /* header fields once hdr_len == TUNNEL_HDR_LEN */
+	enum tunnel_err err;
+	struct buf stage;     /* DATA payload not yet handed to its connection */
+	int oversize;         /* a UDP datagram larger than the stage: dropped */
+};
+
 struct session {
 	const struct session_env *env;
 	enum state state;
 	struct transport tr;
 	struct ws ws;
 	struct conn_table conns;
+	struct rx rx;
 	struct pollfd *pfd;      /* [0] runner socket, then connections */
 	uint8_t *scratch;        /* one local read: header + TC_DATA_MAX */
 	char key[HS_KEY_LEN + 1];
@@ -79,38 +91,104 @@ static void sink_send(void *ctx, const uint8_t *msg, size_t len)
 	}
 }
 
-static void on_binary(void *user, const uint8_t *p, size_t len)
+/* Hand the staged DATA payload to its connection. */
+static void deliver(struct session *s, uint64_t now)
+{
+	struct tunnel_msg d = s->rx.m;
+
+	d.payload = buf_data(&s->rx.stage, &d.payload_len);
+	conn_on_data(&s->conns, &d, now);
+	buf_consume(&s->rx.stage, d.payload_len);
+}
+
+static void rx_start(void *user)
 {
 	struct session *s = user;
-	struct tunnel_msg m;
-	enum tunnel_err e = tunnel_parse(p, len, &m);
+
+	s->rx.hdr_len = 0;
+	s->rx.len = 0;
+	s->rx.err = TUNNEL_ERR_SHORT;
+	s->rx.oversize = 0;
+	buf_consume(&s->rx.stage, buf_len(&s->rx.stage));
+}
+
+static void rx_data(void *user, const uint8_t *p, size_t n)
+{
+	struct session *s = user;
+	struct rx *rx = &s->rx;
+
+	rx->len += n;
+	if (rx->hdr_len < TUNNEL_HDR_LEN) {
+		size_t k = TUNNEL_HDR_LEN - rx->hdr_len < n ? TUNNEL_HDR_LEN - rx->hdr_len : n;
+		memcpy(rx->hdr + rx->hdr_len, p, k);
+		rx->hdr_len += k;
+		p += k;
+		n -= k;
+		if (rx->hdr_len == TUNNEL_HDR_LEN) {
+			rx->err = tunnel_parse(rx->hdr, TUNNEL_HDR_LEN, &rx->m);
+		}
+	}
+	if (rx->err != TUNNEL_OK || rx->m.type != TUNNEL_DATA || rx->oversize) {
+		return; /* other payloads carry nothing for the agent */
+	}
+	while (n > 0) {
+		size_t avail;
+		uint8_t *dst = buf_space(&rx->stage, &avail);
+		size_t k = avail < n ? avail : n;
+
+		if (dst == NULL && rx->m.proto == TUNNEL_TCP && buf_len(&rx->stage) > 0) {
+			deliver(s, net_now_ms()); /* a full stage goes out as one piece */
+			continue;
+		}
+		if (dst == NULL) {
+			rx->oversize = 1; /* UDP: one datagram must stay whole */
+			return;
+		}
+		memcpy(dst, p, k);
+		buf_commit(&rx->stage, k);
+		p += k;
+		n -= k;
+	}
+}
+
+static void rx_end(void *user)
+{
+	struct session *s = user;
+	struct rx *rx = &s->rx;
+	struct tunnel_msg *m = &rx->m;
 	uint64_t now = net_now_ms();
 
-	if (e != TUNNEL_OK) {
-		log_warn("message dropped len=%zu type=%u reason=\"%s\"", len,
-			 len > 0 ? (unsigned)p[0] : 0u, tunnel_strerror(e));
+	if (rx->err != TUNNEL_OK) {
+		log_warn("message dropped len=%zu type=%u reason=\"%s\"", rx->len,
+			 rx->hdr_len > 0 ? (unsigned)rx->hdr[0] : 0u, tunnel_strerror(rx->err));
 		return;
 	}
-	log_trace("from runner type=%s id=%u proto=%u port=%u len=%zu", tunnel_type_name(m.type),
-		  (unsigned)m.client_id, (unsigned)m.proto, (unsigned)m.port, m.payload_len);
-	switch (m.type) {
+	log_trace("from runner type=%s id=%u proto=%u port=%u len=%zu", tunnel_type_name(m->type),
+		  (unsigned)m->client_id, (unsigned)m->proto, (unsigned)m->port, rx->len);
+	switch (m->type) {
 	case TUNNEL_CONNECT:
-		conn_on_connect(&s->conns, &m, now);
+		conn_on_connect(&s->conns, m, now);
 		break;
 	case TUNNEL_DATA:
-		conn_on_data(&s->conns, &m, now);
+		if (rx->oversize) {
+			log_warn("datagram dropped id=%u len=%zu reason=\"larger than %d bytes\"",
+				 (unsigned)m->client_id, rx->len - TUNNEL_HDR_LEN, TC_DATA_MAX);
+			buf_consume(&rx->stage, buf_len(&rx->stage));
+			break;
+		}
+		deliver(s, now);
 		break;
 	case TUNNEL_CLOSE:
-		conn_on_close(&s->conns, &m, now);
+		conn_on_close(&s->conns, m, now);
 		break;
 	case TUNNEL_PING: {
 		uint8_t pong[TUNNEL_HDR_LEN];
-		tunnel_header(pong, TUNNEL_PONG, m.proto, m.client_id, 0);
+		tunnel_header(pong, TUNNEL_PONG, m->proto, m->client_id, 0);
 		sink_send(s, pong, sizeof(pong));
 		break;
 	}
 	default:
-		log_debug("message ignored type=%s id=%u", tunnel_type_name(m.type), (unsigned)m.client_id);
+		log_debug("message ignored type=%s id=%u", tunnel_type_name(m->type), (unsigned)m->client_id);
 		break;
 	}
 }
@@ -514,6 +592,7 @@ static void loop(struct session *s)
 
 enum session_result session_run(const struct session_env *env, unsigned long *up_ms)
 {
+	static const struct ws_rx rx_ops = {rx_start, rx_data, rx_end};
 	struct session s;
 	struct conn_limits lim;
 	struct conn_sink sink;
@@ -524,6 +603,7 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	memset(&s, 0, sizeof(s));
 	s.env = env;
 	s.tr.fd = -1;
+	buf_init(&s.rx.stage, TC_DATA_MAX);
 	log_info("connecting url=%s container=%s", env->cfg->runner_url, env->cfg->container_id);
 	fd = dial(env);
 	if (fd < 0) {
@@ -542,7 +622,7 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	s.pfd = calloc(env->cfg->max_conns + 1, sizeof(*s.pfd));
 	s.scratch = malloc(TUNNEL_HDR_LEN + TC_DATA_MAX);
 	if (s.pfd == NULL || s.scratch == NULL ||
-	    ws_init(&s.ws, env->cfg->max_message, &s, on_binary) != 0 ||
+	    ws_init(&s.ws, env->cfg->max_message, &rx_ops, &s) != 0 ||
 	    transport_init(&s.tr, fd, env->tls) != 0) {
 		log_error("out of memory starting a session");
 		if (s.tr.fd < 0) {
@@ -571,5 +651,6 @@ out:
 	transport_close(&s.tr);
 	free(s.pfd);
 	free(s.scratch);
+	buf_free(&s.rx.stage);
 	return result;
 }

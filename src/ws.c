@@ -39,6 +39,32 @@ static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, voi
 	return rand_bytes(buf, len) == 0 ? 0 : -1;
 }
 
+static void frame_start_cb(wslay_event_context_ptr ctx,
+			   const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+	struct ws *w = user;
+
+	/* Control frames may arrive between the fragments of a message. */
+	w->in_ctrl = (arg->opcode & 0x8) != 0;
+	if (w->in_ctrl || arg->opcode == WSLAY_CONTINUATION_FRAME) {
+		return;
+	}
+	w->in_binary = arg->opcode == WSLAY_BINARY_FRAME;
+	if (w->in_binary) {
+		w->rx->msg_start(w->user);
+	}
+}
+
+static void frame_chunk_cb(wslay_event_context_ptr ctx,
+			   const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+	struct ws *w = user;
+
+	if (!w->in_ctrl && w->in_binary && arg->data_length > 0) {
+		w->rx->msg_data(w->user, arg->data, arg->data_length);
+	}
+}
+
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
 		   void *user)
 {
@@ -46,10 +72,10 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 
 	switch (arg->opcode) {
 	case WSLAY_BINARY_FRAME:
-		w->on_binary(w->user, arg->msg, arg->msg_length);
+		w->rx->msg_end(w->user);
 		break;
 	case WSLAY_TEXT_FRAME:
-		log_info("text message from runner ignored len=%zu", arg->msg_length);
+		log_info("text message from runner ignored");
 		break;
 	case WSLAY_CONNECTION_CLOSE:
 		log_info("runner sent close code=%u", (unsigned)arg->status_code);
@@ -59,23 +85,23 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	}
 }
 
-int ws_init(struct ws *w, uint64_t max_message, void *user,
-	    void (*on_binary)(void *user, const uint8_t *msg, size_t len))
+int ws_init(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user)
 {
 	static const struct wslay_event_callbacks cbs = {
-		recv_cb, send_cb, genmask_cb, NULL, NULL, NULL, msg_cb,
+		recv_cb, send_cb, genmask_cb, frame_start_cb, frame_chunk_cb, NULL, msg_cb,
 	};
 
 	memset(w, 0, sizeof(*w));
 	buf_init(&w->in, TC_IN_CAP);
 	buf_init(&w->out, TC_OUT_CAP);
 	w->user = user;
-	w->on_binary = on_binary;
+	w->rx = rx;
 	if (wslay_event_context_client_init(&w->ctx, &cbs, w) != 0) {
 		w->ctx = NULL;
 		return -1;
 	}
 	wslay_event_config_set_max_recv_msg_length(w->ctx, max_message);
+	wslay_event_config_set_no_buffering(w->ctx, 1);
 	return 0;
 }
 

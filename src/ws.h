@@ -1,8 +1,11 @@
 /* ws: the WebSocket layer over wslay's event API (client side). Bytes from
  * the transport go into `in`, framed bytes for the transport come out of
- * `out`; wslay never touches a socket. Whole messages are handed to the
- * on_binary callback (called from inside ws_recv: it must not free the
- * session). Text messages are logged and ignored; pings are answered. */
+ * `out`; wslay never touches a socket. Incoming binary messages are
+ * streamed, not buffered: msg_data receives the payload in pieces (at most
+ * 4 KiB each, wslay's frame buffer), between a msg_start and a msg_end, so
+ * a large message costs no large allocation. The callbacks run inside
+ * ws_recv and must not free the session. Text messages are logged and
+ * ignored; pings are answered by wslay. */
 #ifndef WS_H
 #define WS_H
 
@@ -13,18 +16,26 @@
 
 #include "buf.h"
 
+/* Receivers of streamed binary messages. */
+struct ws_rx {
+	void (*msg_start)(void *user);
+	void (*msg_data)(void *user, const uint8_t *p, size_t n);
+	void (*msg_end)(void *user);
+};
+
 struct ws {
 	wslay_event_context_ptr ctx;
 	struct buf in;      /* transport bytes not yet parsed */
 	struct buf out;     /* framed bytes not yet written to the transport */
 	int paused;         /* backpressure: parse no further input */
-	void (*on_binary)(void *user, const uint8_t *msg, size_t len);
+	int in_ctrl;        /* the frame being received is a control frame */
+	int in_binary;      /* the data message being received is binary */
+	const struct ws_rx *rx;
 	void *user;
 };
 
 /* Client context with a max message size. 0 or -1 (out of memory). */
-int ws_init(struct ws *w, uint64_t max_message, void *user,
-	    void (*on_binary)(void *user, const uint8_t *msg, size_t len));
+int ws_init(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user);
 void ws_free(struct ws *w);
 /* Parse what is in `in` until it is empty or paused. 0, or -1 if the
  * WebSocket failed (protocol error, out of memory). */
