@@ -1,0 +1,650 @@
+#include "pem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bearssl_pem.h>
+
+/* The RSA big-integer family must match the one tls.c links (i31). */
+#define PEM_RSA_MODULUS br_rsa_i31_compute_modulus
+
+/* Growable byte buffer with a hard cap. */
+struct pem_buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+	size_t max;
+	int err; /* enum pem_err, sticky */
+};
+
+static void buf_append(struct pem_buf *b, const void *data, size_t len)
+{
+	if (b->err != PEM_OK) {
+		return;
+	}
+	if (len > b->max - b->len) {
+		b->err = PEM_ERR_TOO_BIG;
+		return;
+	}
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap != 0 ? b->cap : 1024;
+		uint8_t *p;
+
+		while (cap < b->len + len) {
+			cap *= 2;
+		}
+		if (cap > b->max) {
+			cap = b->max;
+		}
+		p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->err = PEM_ERR_NOMEM;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+}
+
+static void buf_sink(void *ctx, const void *data, size_t len)
+{
+	buf_append(ctx, data, len);
+}
+
+/* Incremental PEM decoding: feed text in any pieces, then finish. */
+struct pem_reader {
+	br_pem_decoder_context dec;
+	struct pem_buf obj;
+	char name[128];
+	int inobj;
+	int count;
+	int err;
+	pem_object_fn fn;
+	void *ctx;
+};
+
+/* BearSSL leaves the closing dashes in the name of a BEGIN line that
+ * ends in CRLF: drop trailing dashes and blanks. */
+static void trim_name(char *name)
+{
+	size_t n = strlen(name);
+
+	while (n > 0 && (name[n - 1] == '-' || name[n - 1] == ' ' || name[n - 1] == '\r')) {
+		name[--n] = '\0';
+	}
+}
+
+static void reader_init(struct pem_reader *r, pem_object_fn fn, void *ctx)
+{
+	memset(r, 0, sizeof(*r));
+	br_pem_decoder_init(&r->dec);
+	r->obj.max = PEM_OBJ_MAX;
+	r->fn = fn;
+	r->ctx = ctx;
+}
+
+static void reader_feed(struct pem_reader *r, const uint8_t *p, size_t len)
+{
+	while (len > 0 && r->err == PEM_OK) {
+		size_t k = br_pem_decoder_push(&r->dec, p, len);
+
+		p += k;
+		len -= k;
+		switch (br_pem_decoder_event(&r->dec)) {
+		case BR_PEM_BEGIN_OBJ:
+			snprintf(r->name, sizeof(r->name), "%s", br_pem_decoder_name(&r->dec));
+			trim_name(r->name);
+			r->obj.len = 0;
+			r->obj.err = PEM_OK;
+			br_pem_decoder_setdest(&r->dec, buf_sink, &r->obj);
+			r->inobj = 1;
+			break;
+		case BR_PEM_END_OBJ:
+			if (!r->inobj) {
+				break;
+			}
+			r->inobj = 0;
+			if (r->obj.err != PEM_OK) {
+				r->err = r->obj.err;
+				break;
+			}
+			if (r->fn(r->ctx, r->name, r->obj.p, r->obj.len) != 0) {
+				r->err = PEM_ERR_CALLBACK;
+				break;
+			}
+			r->count++;
+			break;
+		case BR_PEM_ERROR:
+			r->err = PEM_ERR_SYNTAX;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Number of objects, or a negative enum pem_err. Frees the reader. */
+static int reader_finish(struct pem_reader *r)
+{
+	int rc;
+
+	/* A last line without its newline is common enough to accept. */
+	reader_feed(r, (const uint8_t *)"\n", 1);
+	if (r->err == PEM_OK && r->inobj) {
+		r->err = PEM_ERR_SYNTAX;
+	}
+	rc = r->err != PEM_OK ? r->err : r->count;
+	if (r->obj.p != NULL) {
+		memset(r->obj.p, 0, r->obj.cap); /* may have held a private key */
+		free(r->obj.p);
+	}
+	r->obj.p = NULL;
+	return rc;
+}
+
+int pem_decode(const void *text, size_t len, pem_object_fn fn, void *ctx)
+{
+	struct pem_reader r;
+
+	reader_init(&r, fn, ctx);
+	reader_feed(&r, text, len);
+	return reader_finish(&r);
+}
+
+const char *pem_strerror(int err)
+{
+	switch (err) {
+	case PEM_ERR_SYNTAX:
+		return "malformed PEM";
+	case PEM_ERR_TOO_BIG:
+		return "a PEM object is too large";
+	case PEM_ERR_NOMEM:
+		return "out of memory";
+	case PEM_ERR_CALLBACK:
+		return "cannot use a PEM object";
+	default:
+		return "no error";
+	}
+}
+
+/* Decode the PEM objects of a file through fn. Number of objects, or -1
+ * with err filled (callback failures leave err to the callback's owner,
+ * which gets -1 and a message already written by it). */
+static int load_file(const char *path, const char *label, pem_object_fn fn,
+		     void *ctx, char *err, size_t errlen)
+{
+	struct pem_reader r;
+	uint8_t chunk[4096];
+	size_t total = 0;
+	int fd;
+	int rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", label, strerror(errno));
+		return -1;
+	}
+	reader_init(&r, fn, ctx);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", label, strerror(errno));
+			close(fd);
+			reader_finish(&r);
+			return -1;
+		}
+		if (n == 0) {
+			break;
+		}
+		total += (size_t)n;
+		if (total > PEM_FILE_MAX) {
+			snprintf(err, errlen, "%s: file larger than %u bytes", label, PEM_FILE_MAX);
+			close(fd);
+			reader_finish(&r);
+			return -1;
+		}
+		reader_feed(&r, chunk, (size_t)n);
+		if (r.err != PEM_OK) {
+			break;
+		}
+	}
+	memset(chunk, 0, sizeof(chunk));
+	close(fd);
+	rc = reader_finish(&r);
+	if (rc == PEM_ERR_CALLBACK) {
+		return -1;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", label, pem_strerror(rc));
+		return -1;
+	}
+	return rc;
+}
+
+static int is_cert(const char *name)
+{
+	return strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "X509 CERTIFICATE") == 0 ||
+	       strcmp(name, "TRUSTED CERTIFICATE") == 0;
+}
+
+/* ---- trust anchors ---- */
+
+struct anchors_ctx {
+	br_x509_trust_anchor *v;
+	size_t n;
+	size_t cap;
+	size_t seen;    /* certificates met, decodable or not */
+	size_t skipped; /* certificates BearSSL could not decode */
+	int strict;
+	const char *label;
+	char *err;
+	size_t errlen;
+};
+
+void pem_free_anchors(br_x509_trust_anchor *ta, size_t n)
+{
+	if (ta == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(ta[i].dn.data); /* one block: DN then key bytes */
+	}
+	free(ta);
+}
+
+/* Fill ta from a certificate: 0, or a BearSSL X.509 error code (> 0), or
+ * -1 on allocation failure. */
+static int anchor_from_der(br_x509_trust_anchor *ta, const uint8_t *der, size_t len)
+{
+	br_x509_decoder_context dc;
+	struct pem_buf dn = {.max = PEM_DN_MAX};
+	const br_x509_pkey *pk;
+	size_t klen;
+	uint8_t *mem;
+
+	br_x509_decoder_init(&dc, buf_sink, &dn);
+	br_x509_decoder_push(&dc, der, len);
+	pk = br_x509_decoder_get_pkey(&dc);
+	if (pk == NULL || dn.err != PEM_OK) {
+		int e = br_x509_decoder_last_error(&dc);
+		free(dn.p);
+		if (dn.err == PEM_ERR_NOMEM) {
+			return -1;
+		}
+		return e != 0 ? e : BR_ERR_X509_LIMIT_EXCEEDED;
+	}
+	if (pk->key_type == BR_KEYTYPE_RSA) {
+		klen = pk->key.rsa.nlen + pk->key.rsa.elen;
+	} else if (pk->key_type == BR_KEYTYPE_EC) {
+		klen = pk->key.ec.qlen;
+	} else {
+		free(dn.p);
+		return BR_ERR_X509_UNSUPPORTED;
+	}
+	mem = malloc(dn.len + klen + 1);
+	if (mem == NULL) {
+		free(dn.p);
+		return -1;
+	}
+	if (dn.len > 0) {
+		memcpy(mem, dn.p, dn.len);
+	}
+	free(dn.p);
+	memset(ta, 0, sizeof(*ta));
+	ta->dn.data = mem;
+	ta->dn.len = dn.len;
+	ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
+	ta->pkey.key_type = pk->key_type;
+	if (pk->key_type == BR_KEYTYPE_RSA) {
+		uint8_t *n = mem + dn.len;
+		uint8_t *e = n + pk->key.rsa.nlen;
+
+		memcpy(n, pk->key.rsa.n, pk->key.rsa.nlen);
+		memcpy(e, pk->key.rsa.e, pk->key.rsa.elen);
+		ta->pkey.key.rsa.n = n;
+		ta->pkey.key.rsa.nlen = pk->key.rsa.nlen;
+		ta->pkey.key.rsa.e = e;
+		ta->pkey.key.rsa.elen = pk->key.rsa.elen;
+	} else {
+		uint8_t *q = mem + dn.len;
+
+		memcpy(q, pk->key.ec.q, pk->key.ec.qlen);
+		ta->pkey.key.ec.curve = pk->key.ec.curve;
+		ta->pkey.key.ec.q = q;
+		ta->pkey.key.ec.qlen = pk->key.ec.qlen;
+	}
+	return 0;
+}
+
+static int anchors_add(void *ctx, const char *name, const uint8_t *der, size_t len)
+{
+	struct anchors_ctx *a = ctx;
+	int rc;
+
+	if (!is_cert(name)) {
+		return 0;
+	}
+	a->seen++;
+	if (a->n == a->cap) {
+		size_t cap = a->cap != 0 ? a->cap * 2 : 16;
+		br_x509_trust_anchor *v = realloc(a->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			snprintf(a->err, a->errlen, "%s: out of memory", a->label);
+			return -1;
+		}
+		a->v = v;
+		a->cap = cap;
+	}
+	rc = anchor_from_der(&a->v[a->n], der, len);
+	if (rc < 0) {
+		snprintf(a->err, a->errlen, "%s: out of memory", a->label);
+		return -1;
+	}
+	if (rc > 0) {
+		if (a->strict) {
+			snprintf(a->err, a->errlen,
+				 "%s: certificate %zu cannot be decoded (BearSSL X.509 error %d)",
+				 a->label, a->seen, rc);
+			return -1;
+		}
+		a->skipped++;
+		return 0;
+	}
+	a->n++;
+	return 0;
+}
+
+int pem_load_anchors(const char *path, const char *label, int strict,
+		     br_x509_trust_anchor **out, size_t *n, char *err, size_t errlen)
+{
+	struct anchors_ctx a = {
+		.strict = strict, .label = label, .err = err, .errlen = errlen,
+	};
+
+	*out = NULL;
+	*n = 0;
+	if (load_file(path, label, anchors_add, &a, err, errlen) < 0) {
+		pem_free_anchors(a.v, a.n);
+		return -1;
+	}
+	if (a.n == 0) {
+		if (a.seen == 0) {
+			snprintf(err, errlen, "%s: no certificate in it (PEM expected)", label);
+		} else {
+			snprintf(err, errlen, "%s: none of its %zu certificates can be decoded",
+				 label, a.seen);
+		}
+		pem_free_anchors(a.v, a.n);
+		return -1;
+	}
+	*out = a.v;
+	*n = a.n;
+	return 0;
+}
+
+/* ---- certificate chain ---- */
+
+struct chain_ctx {
+	br_x509_certificate *v;
+	size_t n;
+	size_t cap;
+	const char *label;
+	char *err;
+	size_t errlen;
+};
+
+void pem_free_chain(br_x509_certificate *chain, size_t n)
+{
+	if (chain == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(chain[i].data);
+	}
+	free(chain);
+}
+
+static int chain_add(void *ctx, const char *name, const uint8_t *der, size_t len)
+{
+	struct chain_ctx *c = ctx;
+	uint8_t *copy;
+
+	if (!is_cert(name)) {
+		return 0;
+	}
+	if (c->n == c->cap) {
+		size_t cap = c->cap != 0 ? c->cap * 2 : 4;
+		br_x509_certificate *v = realloc(c->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			snprintf(c->err, c->errlen, "%s: out of memory", c->label);
+			return -1;
+		}
+		c->v = v;
+		c->cap = cap;
+	}
+	copy = malloc(len > 0 ? len : 1);
+	if (copy == NULL) {
+		snprintf(c->err, c->errlen, "%s: out of memory", c->label);
+		return -1;
+	}
+	memcpy(copy, der, len);
+	c->v[c->n].data = copy;
+	c->v[c->n].data_len = len;
+	c->n++;
+	return 0;
+}
+
+int pem_load_chain(const char *path, const char *label,
+		   br_x509_certificate **out, size_t *n, char *err, size_t errlen)
+{
+	struct chain_ctx c = {.label = label, .err = err, .errlen = errlen};
+
+	*out = NULL;
+	*n = 0;
+	if (load_file(path, label, chain_add, &c, err, errlen) < 0) {
+		pem_free_chain(c.v, c.n);
+		return -1;
+	}
+	if (c.n == 0) {
+		snprintf(err, errlen, "%s: no certificate in it (PEM expected)", label);
+		pem_free_chain(c.v, c.n);
+		return -1;
+	}
+	*out = c.v;
+	*n = c.n;
+	return 0;
+}
+
+/* ---- private key ---- */
+
+struct key_ctx {
+	struct pem_key *key;
+	int found;
+	const char *label;
+	char *err;
+	size_t errlen;
+};
+
+void pem_free_key(struct pem_key *key)
+{
+	size_t len = 0;
+
+	if (key->mem == NULL) {
+		return;
+	}
+	if (key->type == BR_KEYTYPE_RSA) {
+		len = key->rsa.plen + key->rsa.qlen + key->rsa.dplen + key->rsa.dqlen +
+		      key->rsa.iqlen;
+	} else if (key->type == BR_KEYTYPE_EC) {
+		len = key->ec.xlen;
+	}
+	memset(key->mem, 0, len);
+	free(key->mem);
+	memset(key, 0, sizeof(*key));
+}
+
+/* Copy the decoded key out of the decoder into one heap block. 0 or -1. */
+static int key_copy(struct pem_key *key, const br_skey_decoder_context *dc)
+{
+	if (br_skey_decoder_key_type(dc) == BR_KEYTYPE_RSA) {
+		const br_rsa_private_key *sk = br_skey_decoder_get_rsa(dc);
+		size_t len = sk->plen + sk->qlen + sk->dplen + sk->dqlen + sk->iqlen;
+		uint8_t *m = malloc(len);
+
+		if (m == NULL) {
+			return -1;
+		}
+		key->type = BR_KEYTYPE_RSA;
+		key->mem = m;
+		key->rsa = *sk;
+		key->rsa.p = m;
+		memcpy(m, sk->p, sk->plen);
+		m += sk->plen;
+		key->rsa.q = m;
+		memcpy(m, sk->q, sk->qlen);
+		m += sk->qlen;
+		key->rsa.dp = m;
+		memcpy(m, sk->dp, sk->dplen);
+		m += sk->dplen;
+		key->rsa.dq = m;
+		memcpy(m, sk->dq, sk->dqlen);
+		m += sk->dqlen;
+		key->rsa.iq = m;
+		memcpy(m, sk->iq, sk->iqlen);
+		return 0;
+	} else {
+		const br_ec_private_key *sk = br_skey_decoder_get_ec(dc);
+		uint8_t *m = malloc(sk->xlen);
+
+		if (m == NULL) {
+			return -1;
+		}
+		key->type = BR_KEYTYPE_EC;
+		key->mem = m;
+		key->ec = *sk;
+		key->ec.x = m;
+		memcpy(m, sk->x, sk->xlen);
+		return 0;
+	}
+}
+
+static int key_add(void *ctx, const char *name, const uint8_t *der, size_t len)
+{
+	struct key_ctx *k = ctx;
+	br_skey_decoder_context dc;
+	int rc;
+
+	if (k->found) {
+		return 0;
+	}
+	if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0) {
+		snprintf(k->err, k->errlen, "%s: encrypted keys are not supported", k->label);
+		return -1;
+	}
+	if (strcmp(name, "RSA PRIVATE KEY") != 0 && strcmp(name, "EC PRIVATE KEY") != 0 &&
+	    strcmp(name, "PRIVATE KEY") != 0) {
+		return 0;
+	}
+	br_skey_decoder_init(&dc);
+	br_skey_decoder_push(&dc, der, len);
+	rc = br_skey_decoder_last_error(&dc);
+	if (rc != 0 || br_skey_decoder_key_type(&dc) == 0) {
+		snprintf(k->err, k->errlen,
+			 "%s: the %s cannot be decoded (not RSA or EC P-256/P-384/P-521?)",
+			 k->label, name);
+		memset(&dc, 0, sizeof(dc));
+		return -1;
+	}
+	rc = key_copy(k->key, &dc);
+	memset(&dc, 0, sizeof(dc));
+	if (rc != 0) {
+		snprintf(k->err, k->errlen, "%s: out of memory", k->label);
+		return -1;
+	}
+	k->found = 1;
+	return 0;
+}
+
+int pem_load_key(const char *path, const char *label, struct pem_key *key,
+		 char *err, size_t errlen)
+{
+	struct key_ctx k = {.key = key, .label = label, .err = err, .errlen = errlen};
+
+	memset(key, 0, sizeof(*key));
+	if (load_file(path, label, key_add, &k, err, errlen) < 0) {
+		pem_free_key(key);
+		return -1;
+	}
+	if (!k.found) {
+		snprintf(err, errlen, "%s: no private key in it (PEM expected)", label);
+		return -1;
+	}
+	return 0;
+}
+
+/* Big-endian unsigned integers equal, ignoring leading zeros. */
+static int int_eq(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	while (alen > 0 && *a == 0) {
+		a++;
+		alen--;
+	}
+	while (blen > 0 && *b == 0) {
+		b++;
+		blen--;
+	}
+	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+int pem_key_matches(const struct pem_key *key, const br_x509_certificate *cert,
+		    const br_ec_impl *ec)
+{
+	br_x509_decoder_context dc;
+	const br_x509_pkey *pk;
+
+	br_x509_decoder_init(&dc, NULL, NULL);
+	br_x509_decoder_push(&dc, cert->data, cert->data_len);
+	pk = br_x509_decoder_get_pkey(&dc);
+	if (pk == NULL) {
+		return -1;
+	}
+	if (pk->key_type != key->type) {
+		return 0;
+	}
+	if (key->type == BR_KEYTYPE_RSA) {
+		/* n = pq names the key pair; the exponent is not compared (a
+		 * certificate with our modulus and another exponent is not a
+		 * mistake anyone makes by accident). */
+		uint8_t n[512]; /* BearSSL handles RSA up to 4096 bits */
+		size_t nlen = PEM_RSA_MODULUS(NULL, &key->rsa);
+
+		if (nlen == 0 || nlen > sizeof(n)) {
+			return 0;
+		}
+		PEM_RSA_MODULUS(n, &key->rsa);
+		return int_eq(n, nlen, pk->key.rsa.n, pk->key.rsa.nlen);
+	} else {
+		uint8_t q[BR_EC_KBUF_PUB_MAX_SIZE];
+		br_ec_public_key pub;
+		size_t qlen;
+
+		if (key->ec.curve != pk->key.ec.curve) {
+			return 0;
+		}
+		qlen = br_ec_compute_pub(ec, &pub, q, &key->ec);
+		return qlen != 0 && qlen == pk->key.ec.qlen &&
+		       memcmp(q, pk->key.ec.q, qlen) == 0;
+	}
+}
