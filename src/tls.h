@@ -19,6 +19,7 @@
 #define TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct config;
@@ -50,5 +51,12 @@ size_t tls_pending_out(const struct tls *t);
 void tls_close(struct tls *t);
 /* The failure in words ("certificate expired", "unknown CA", ...). */
 const char *tls_strerror(const struct tls *t);
+
+/* The time certificates are checked against, as BearSSL counts it (days
+ * since 1 January of year 0, seconds into the day): now, or build_epoch
+ * when now is older (a clock at 1970 before NTP); returns 1 in that case,
+ * else 0. Pure; both arguments in seconds since the Unix epoch. */
+int tls_validation_time(int64_t now, int64_t build_epoch, uint32_t *days,
+			uint32_t *secs);
 
 #endif
