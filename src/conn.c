@@ -137,6 +137,10 @@ static void finish(struct conn_table *t, struct conn *c, uint8_t type, const cha
 	detach(t, c);
 	queue_drop(t, c);
 	c->state = CONN_DONE;
+	t->live--;
+	if (c->proto == TUNNEL_UDP) {
+		t->udp--;
+	}
 }
 
 static void update_mark(struct conn_table *t, struct conn *c, uint64_t now)
@@ -165,6 +169,7 @@ static int table_add(struct conn_table *t, struct conn *c)
 	c->hnext = t->buckets[bucket(c->id)];
 	t->buckets[bucket(c->id)] = c;
 	c->addressable = 1;
+	t->live++;
 	if (c->proto == TUNNEL_UDP) {
 		t->udp++;
 	}
@@ -205,7 +210,7 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 		return;
 	}
 	forget_closed(t, m->client_id);
-	if (t->n >= t->lim.max_conns) {
+	if (t->live >= t->lim.max_conns) {
 		log_warn("connect refused id=%u reason=\"too many connections\" max=%zu",
 			 (unsigned)m->client_id, t->lim.max_conns);
 		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "too many connections");
@@ -593,9 +598,6 @@ void conn_reap(struct conn_table *t)
 			continue;
 		}
 		close(c->fd);
-		if (c->proto == TUNNEL_UDP) {
-			t->udp--;
-		}
 		t->all[i] = t->all[--t->n];
 		free(c);
 	}
@@ -618,11 +620,13 @@ void conn_table_free(struct conn_table *t)
 		c->state = CONN_DONE;
 	}
 	conn_reap(t);
+	t->live = 0;
+	t->udp = 0;
 	memset(t->buckets, 0, sizeof(t->buckets));
 	t->over_hwm = 0;
 }
 
 size_t conn_count(const struct conn_table *t)
 {
-	return t->n;
+	return t->live;
 }

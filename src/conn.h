@@ -67,7 +67,8 @@ struct conn_table {
 	size_t n;
 	size_t cap;
 	size_t rr;               /* round-robin start for reads */
-	size_t udp;              /* live UDP connections */
+	size_t live;             /* connections not DONE (the max_conns count) */
+	size_t udp;              /* live UDP connections (the max_udp count) */
 	size_t over_hwm;         /* connections whose queue is above the mark */
 	struct conn *buckets[CONN_BUCKETS];
 	uint32_t closed_ids[TC_CLOSED_IDS];
