@@ -121,7 +121,7 @@ static const br_ec_impl tls_ec = {
  * ranges (X.509 32..63, alerts 256..767). */
 #define TLS_ERR_PIN 1000
 
-#define TLS_ERRMSG_MAX 160
+#define TLS_ERRMSG_MAX 192
 
 /* The system CA bundles we look for, in order. */
 static const char *const tls_bundles[] = {
@@ -160,8 +160,19 @@ struct tls_x509 {
 	uint32_t certs;           /* certificates started in this chain */
 };
 
+/* Client certificate handler around BearSSL's single-key one: notes that
+ * the runner asked for a certificate, so a refusal can say so (asyncio
+ * runners close without an alert). Sends no certificate when none is
+ * configured. */
+struct tls_ccert {
+	const br_ssl_client_certificate_class *vtable;
+	const br_ssl_client_certificate_class **inner; /* NULL: no certificate */
+	int asked;                                     /* CertificateRequest seen */
+};
+
 struct tls {
 	br_ssl_client_context cc;
+	struct tls_ccert ccert;
 	union {
 		br_x509_minimal_context minimal; /* TLS_VERIFY_CA */
 		struct tls_x509 own;             /* TLS_VERIFY_PIN, _NONE */
@@ -282,6 +293,92 @@ static const br_x509_pkey *own_get_pkey(const br_x509_class *const *ctx, unsigne
 static const br_x509_class own_vtable = {
 	sizeof(struct tls_x509), own_start_chain, own_start_cert, own_append,
 	own_end_cert, own_end_chain, own_get_pkey,
+};
+
+/* ---- client certificate handler ---- */
+
+#define CCERT(pctx) ((struct tls_ccert *)(void *)(pctx))
+
+static void cc_start_name_list(const br_ssl_client_certificate_class **pctx)
+{
+	struct tls_ccert *c = CCERT(pctx);
+
+	c->asked = 1;
+	if (c->inner != NULL) {
+		(*c->inner)->start_name_list(c->inner);
+	}
+}
+
+static void cc_start_name(const br_ssl_client_certificate_class **pctx, size_t len)
+{
+	struct tls_ccert *c = CCERT(pctx);
+
+	if (c->inner != NULL) {
+		(*c->inner)->start_name(c->inner, len);
+	}
+}
+
+static void cc_append_name(const br_ssl_client_certificate_class **pctx,
+			   const unsigned char *data, size_t len)
+{
+	struct tls_ccert *c = CCERT(pctx);
+
+	if (c->inner != NULL) {
+		(*c->inner)->append_name(c->inner, data, len);
+	}
+}
+
+static void cc_end_name(const br_ssl_client_certificate_class **pctx)
+{
+	struct tls_ccert *c = CCERT(pctx);
+
+	if (c->inner != NULL) {
+		(*c->inner)->end_name(c->inner);
+	}
+}
+
+static void cc_end_name_list(const br_ssl_client_certificate_class **pctx)
+{
+	struct tls_ccert *c = CCERT(pctx);
+
+	if (c->inner != NULL) {
+		(*c->inner)->end_name_list(c->inner);
+	}
+}
+
+static void cc_choose(const br_ssl_client_certificate_class **pctx,
+		      const br_ssl_client_context *cc, uint32_t auth_types,
+		      br_ssl_client_certificate *choices)
+{
+	struct tls_ccert *c = CCERT(pctx);
+
+	if (c->inner != NULL) {
+		(*c->inner)->choose(c->inner, cc, auth_types, choices);
+		return;
+	}
+	memset(choices, 0, sizeof(*choices)); /* no chain: empty Certificate */
+}
+
+static uint32_t cc_do_keyx(const br_ssl_client_certificate_class **pctx,
+			   unsigned char *data, size_t *len)
+{
+	struct tls_ccert *c = CCERT(pctx);
+
+	return c->inner != NULL ? (*c->inner)->do_keyx(c->inner, data, len) : 0;
+}
+
+static size_t cc_do_sign(const br_ssl_client_certificate_class **pctx, int hash_id,
+			 size_t hv_len, unsigned char *data, size_t len)
+{
+	struct tls_ccert *c = CCERT(pctx);
+
+	return c->inner != NULL ? (*c->inner)->do_sign(c->inner, hash_id, hv_len, data, len)
+				: 0;
+}
+
+static const br_ssl_client_certificate_class ccert_vtable = {
+	sizeof(struct tls_ccert), cc_start_name_list, cc_start_name, cc_append_name,
+	cc_end_name, cc_end_name_list, cc_choose, cc_do_keyx, cc_do_sign,
 };
 
 /* ---- configuration ---- */
@@ -434,36 +531,33 @@ fail:
 
 /* ---- errors ---- */
 
+/* TLS alert names, packed: a code byte, then its NUL-terminated name. */
+static const char alert_names[] =
+	"\x00" "close_notify\0" "\x0a" "unexpected_message\0" "\x14" "bad_record_mac\0"
+	"\x16" "record_overflow\0" "\x28" "handshake_failure\0" "\x2a" "bad_certificate\0"
+	"\x2b" "unsupported_certificate\0" "\x2c" "certificate_revoked\0"
+	"\x2d" "certificate_expired\0" "\x2e" "certificate_unknown\0"
+	"\x2f" "illegal_parameter\0" "\x30" "unknown_ca\0" "\x31" "access_denied\0"
+	"\x32" "decode_error\0" "\x33" "decrypt_error\0" "\x46" "protocol_version\0"
+	"\x47" "insufficient_security\0" "\x50" "internal_error\0"
+	"\x56" "inappropriate_fallback\0" "\x5a" "user_canceled\0"
+	"\x6d" "missing_extension\0" "\x6e" "unsupported_extension\0"
+	"\x70" "unrecognized_name\0" "\x74" "certificate_required\0"
+	"\x78" "no_application_protocol\0";
+
 static const char *alert_name(unsigned a)
 {
-	switch (a) {
-	case 0: return "close_notify";
-	case 10: return "unexpected_message";
-	case 20: return "bad_record_mac";
-	case 22: return "record_overflow";
-	case 40: return "handshake_failure";
-	case 42: return "bad_certificate";
-	case 43: return "unsupported_certificate";
-	case 44: return "certificate_revoked";
-	case 45: return "certificate_expired";
-	case 46: return "certificate_unknown";
-	case 47: return "illegal_parameter";
-	case 48: return "unknown_ca";
-	case 49: return "access_denied";
-	case 50: return "decode_error";
-	case 51: return "decrypt_error";
-	case 70: return "protocol_version";
-	case 71: return "insufficient_security";
-	case 80: return "internal_error";
-	case 86: return "inappropriate_fallback";
-	case 90: return "user_canceled";
-	case 109: return "missing_extension";
-	case 110: return "unsupported_extension";
-	case 112: return "unrecognized_name";
-	case 116: return "certificate_required";
-	case 120: return "no_application_protocol";
-	default: return "unknown";
+	const char *p = alert_names;
+
+	while (p < alert_names + sizeof(alert_names) - 1) {
+		const char *name = p + 1;
+
+		if ((unsigned char)*p == a) {
+			return name;
+		}
+		p = name + strlen(name) + 1;
 	}
+	return "unknown";
 }
 
 static const char *engine_error(int e)
@@ -503,34 +597,41 @@ static const char *engine_error(int e)
  * the engine's error when msg is NULL and err is EPROTO) says why. */
 static void tls_fail(struct tls *t, int err, const char *msg)
 {
+	int e = br_ssl_engine_last_error(&t->cc.eng);
+	int refused = msg != NULL; /* the runner hung up, or sent an alert */
+	char *m = t->errmsg;
+	size_t cap = sizeof(t->errmsg);
+
 	if (t->failed) {
 		return;
 	}
 	t->failed = 1;
 	t->fail_errno = err;
+	if (msg == NULL && err != EPROTO) {
+		msg = strerror(err);
+	} else if (msg == NULL) {
+		msg = engine_error(e);
+	}
 	if (msg != NULL) {
-		snprintf(t->errmsg, sizeof(t->errmsg), "%s", msg);
-	} else if (err != EPROTO) {
-		snprintf(t->errmsg, sizeof(t->errmsg), "%s", strerror(err));
-	} else {
-		int e = br_ssl_engine_last_error(&t->cc.eng);
-		const char *s = engine_error(e);
+		snprintf(m, cap, "%s", msg);
+	} else if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT + 256) {
+		unsigned a = (unsigned)e & 255;
 
-		if (s != NULL) {
-			snprintf(t->errmsg, sizeof(t->errmsg), "%s", s);
-		} else if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT) {
-			unsigned a = (unsigned)(e - BR_ERR_RECV_FATAL_ALERT);
-			snprintf(t->errmsg, sizeof(t->errmsg), "runner sent TLS alert %s (%u)",
-				 alert_name(a), a);
-		} else if (e >= BR_ERR_SEND_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT + 256) {
-			unsigned a = (unsigned)(e - BR_ERR_SEND_FATAL_ALERT);
-			snprintf(t->errmsg, sizeof(t->errmsg), "TLS alert %s (%u) sent to the runner",
-				 alert_name(a), a);
-		} else if (e >= BR_ERR_X509_OK && e < 64) {
-			snprintf(t->errmsg, sizeof(t->errmsg), "bad certificate (BearSSL X.509 error %d)", e);
-		} else {
-			snprintf(t->errmsg, sizeof(t->errmsg), "TLS protocol error (BearSSL error %d)", e);
-		}
+		refused = e < BR_ERR_SEND_FATAL_ALERT;
+		snprintf(m, cap, refused ? "runner sent TLS alert %s (%u)"
+					 : "TLS alert %s (%u) sent to the runner",
+			 alert_name(a), a);
+	} else {
+		snprintf(m, cap, "%s (BearSSL error %d)",
+			 e >= BR_ERR_X509_OK && e < 64 ? "bad certificate" : "TLS error", e);
+	}
+	if (refused && t->ccert.asked && !t->hs_done) {
+		size_t n = strlen(m);
+
+		snprintf(m + n, cap - n, "%s",
+			 t->ccert.inner == NULL
+				 ? "; the runner asked for a client certificate (--tls-cert, --tls-key)"
+				 : "; the runner may have refused our client certificate");
 	}
 	errno = err;
 }
@@ -665,6 +766,9 @@ struct tls *tls_new(const struct tls_config *tc, int fd)
 					    BR_KEYTYPE_SIGN, BR_KEYTYPE_EC, TLS_EC,
 					    TLS_ECDSA_SIGN);
 	}
+	t->ccert.vtable = &ccert_vtable;
+	t->ccert.inner = t->cc.client_auth_vtable; /* NULL without a certificate */
+	br_ssl_client_set_client_certificate(&t->cc, &t->ccert.vtable);
 
 	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 1);
 	/* BearSSL also reads /dev/urandom itself where it can; this seed makes
@@ -689,6 +793,19 @@ void tls_free(struct tls *t)
 	free(t);
 }
 
+#define TLS_HUNG_UP "runner closed the connection during the TLS handshake"
+
+/* A socket call failed with err. A runner that refuses a handshake often
+ * just closes (reset or broken pipe on our side): say that in words. */
+static void sock_fail(struct tls *t, int err)
+{
+	if (!t->hs_done && (err == EPIPE || err == ECONNRESET)) {
+		tls_fail(t, EPROTO, TLS_HUNG_UP);
+	} else {
+		tls_fail(t, err, NULL);
+	}
+}
+
 /* Push prepared records to the socket. 1 if bytes moved, 0 if none could
  * (nothing pending or EAGAIN), -1 on a socket error (t marked). */
 static int pump_send(struct tls *t)
@@ -711,7 +828,7 @@ static int pump_send(struct tls *t)
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				return moved;
 			}
-			tls_fail(t, errno, NULL);
+			sock_fail(t, errno);
 			return -1;
 		}
 		br_ssl_engine_sendrec_ack(&t->cc.eng, (size_t)n);
@@ -742,12 +859,12 @@ static int pump_recv(struct tls *t)
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			return 0;
 		}
-		tls_fail(t, errno, NULL);
+		sock_fail(t, errno);
 		return -1;
 	}
 	if (n == 0) {
 		if (!t->hs_done) {
-			tls_fail(t, EPROTO, "runner closed the connection during the TLS handshake");
+			tls_fail(t, EPROTO, TLS_HUNG_UP);
 			return -1;
 		}
 		/* End of stream without close_notify: the WebSocket layer above
