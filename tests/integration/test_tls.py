@@ -122,6 +122,32 @@ def test_valid_chain_end_to_end(pki, which, tls_runner, start_agent, services):
     assert "--insecure" not in a.log()
 
 
+@pytest.mark.parametrize("leaf,cipher", [
+    ("rsa", "ECDHE-RSA-AES128-GCM-SHA256"),
+    ("rsa", "ECDHE-RSA-AES256-GCM-SHA384"),
+    ("rsa", "ECDHE-RSA-CHACHA20-POLY1305"),
+    ("ec", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+    ("ec", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+    ("ec", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+])
+def test_each_cipher_suite(pki, leaf, cipher, tls_runner, start_agent, services):
+    """Every suite the agent offers works when the runner allows only it."""
+    import ssl
+    ctx = certs.server_context(getattr(pki, leaf))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(cipher)
+    r = tls_runner(None, ctx=ctx)
+    a = start_agent(by_name(r), "--ca-file", pki.root.cert)
+    s = r.accept(T(10))
+    s.pingpong(timeout=T(5))
+    echo = services.echo()
+    s.open_tcp(3, echo.port, T(5))
+    data = os.urandom(200000)
+    s.send_many(fr.data_messages(3, data, PIECE), T(10))
+    assert s.recv_data(3, len(data), T(10)) == data
+    assert "suite=" + cipher in a.log()
+
+
 def test_ca_file_from_environment(pki, tls_runner, start_agent):
     """SSL_CERT_FILE works like --ca-file."""
     r = tls_runner(pki.rsa)
@@ -243,6 +269,16 @@ def test_tls13_only_runner(pki, s_server, start_agent):
     srv = s_server(pki.rsa, "-tls1_3")
     a = start_agent(srv.url, "--ca-file", pki.root.cert, "--max-reconnect", "1")
     fails_with(a, "runner sent TLS alert protocol_version (70)")
+
+
+@pytest.mark.parametrize("curve", ["P-256", "P-384", "X25519", "P-521"])
+def test_each_ecdhe_curve(pki, curve, s_server, start_agent):
+    """The key exchange on each curve the agent offers (openssl s_server,
+    which can be limited to one group; it speaks no WebSocket, so only the
+    handshake is checked)."""
+    srv = s_server(pki.ec, "-groups", curve, "-tls1_2")
+    a = start_agent(srv.url, "--ca-file", pki.root.cert)
+    assert wait_log(a, "TLS handshake done", T(10)), agent_mod.tail(a.log())
 
 
 def test_alert_from_runner_refusing_client(pki, s_server, start_agent):
