@@ -2,17 +2,21 @@
  *
  * Profile (configured by hand so only these parts of BearSSL are linked):
  * TLS 1.2 with ECDHE_ECDSA and ECDHE_RSA, AES-128/256-GCM and
- * ChaCha20-Poly1305 (AES first where the CPU has AES-NI, ChaCha20 first
- * elsewhere), curves X25519, P-256, P-384 (and P-521, which comes with the
- * generic prime-curve code), SHA-256/384 for the PRF and signatures,
- * RSA and ECDSA with the i31 big-integer code. BearSSL 0.6 has no TLS 1.3,
- * and these AEAD suites exist only in TLS 1.2, so 1.0/1.1 are not offered.
+ * ChaCha20-Poly1305 (see set_ciphers() for the order and the AES code
+ * used), curves X25519, P-256, P-384 (and P-521, which comes with the
+ * generic prime-curve code), SHA-256/384 for the PRF and signatures
+ * (SHA-512 too for certificates), RSA and ECDSA with the i31 big-integer
+ * code. BearSSL 0.6 has no TLS 1.3, and these AEAD suites exist only in
+ * TLS 1.2, so 1.0/1.1 are not offered.
  *
  * Verification, decided once in tls_config_load():
  * - CA (default): br_x509_minimal against --ca-file or the first system
  *   bundle found; SNI and DNS name check against --tls-server-name or the
  *   URL host; dates against the clock, or the build date when the clock is
- *   older (a router at 1970 before NTP).
+ *   older (a router at 1970 before NTP). BearSSL matches DNS names only,
+ *   so an IP-address URL needs --tls-server-name (a DNS name in the
+ *   certificate) or a pin; tls_config_load() says so instead of failing
+ *   every handshake. SNI is never sent for an IP address.
  * - pin (--tls-pin): our engine below hashes the end-entity certificate's
  *   SubjectPublicKeyInfo and accepts the chain only if it matches a pin;
  *   no CA, name or date check (the pin names the key). --ca-file and
@@ -62,16 +66,13 @@
 #define TLS_ECDSA_VRFY br_ecdsa_i31_vrfy_asn1
 #define TLS_ECDSA_SIGN br_ecdsa_i31_sign_asn1
 
-#ifndef TLS_C25519
 #define TLS_C25519 br_ec_c25519_i31
-#endif
-#ifndef TLS_PRIME
 #define TLS_PRIME br_ec_prime_i31
-#endif
 
-/* Curves: X25519 through its own code, P-256/P-384/P-521 through the
- * generic prime-curve code (BearSSL's specialised P-256 code would add
- * about 8 KB for a faster handshake we do not need). */
+/* Curves: X25519 through its i31 code (2 KB; the m31/m15 variants are
+ * 4-6 KB), P-256/P-384/P-521 through the generic prime-curve code, which
+ * P-384 certificates need anyway (BearSSL's specialised P-256 code would
+ * add about 8 KB for a faster handshake we do not need). */
 static const unsigned char *ec_generator(int curve, size_t *len)
 {
 	return curve == BR_EC_curve25519 ? TLS_C25519.generator(curve, len)

@@ -148,6 +148,14 @@ def test_each_cipher_suite(pki, leaf, cipher, tls_runner, start_agent, services)
     assert "suite=" + cipher in a.log()
 
 
+def test_self_signed_runner_certificate_as_ca_file(pki, tls_runner, start_agent):
+    """The common small deployment: the runner's self-signed certificate is
+    the CA file."""
+    r = tls_runner(pki.selfsigned)
+    start_agent(by_name(r), "--ca-file", pki.selfsigned.only)
+    r.accept(T(10)).pingpong(timeout=T(5))
+
+
 def test_ca_file_from_environment(pki, tls_runner, start_agent):
     """SSL_CERT_FILE works like --ca-file."""
     r = tls_runner(pki.rsa)
