@@ -93,6 +93,8 @@ def test_session_lost_reconnects(tunnel, services, how):
         s.drop()
     else:
         s.close(int(how[5:]), "bye", timeout=T(5))
+        # RFC 6455 5.5.1: the agent answers the runner's close frame with one.
+        assert s.wait_closed(T(3)) != 1006, "agent dropped TCP without a close frame"
     echo.wait_finished(1, T(5))
     s2 = r.accept(T(10))
     # id 2 did not survive: DATA for it is dropped (at most one CLOSE back).
