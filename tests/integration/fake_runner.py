@@ -45,6 +45,7 @@ Stable API (other test modules, e.g. test_tls.py and test_deploy.py, import it):
         .drop()                         abort the TCP connection, no close frame
         .ping(timeout)                  WebSocket ping; True once the pong came
         .ignore_pings()                 stop answering the agent's pings
+        .pause_reading() / .resume_reading()  stop/restart consuming messages
         helpers: .open_tcp / .open_udp / .recv_data / .recv_until_close /
                  .expect_silence / .pingpong (see their docstrings)
 
@@ -141,6 +142,8 @@ class Session:
         self._ended_ids = set()     # ids the agent sent CLOSE/ERROR for
         self._runner_closed = set()  # ids the runner sent CLOSE for (DATA may race)
         self.pings_received = 0     # WebSocket pings from the agent
+        self._gate = asyncio.Event()  # cleared: the runner stops reading
+        self._gate.set()
         self._ignore_pings = False
         real_pong = ws.pong
 
@@ -336,6 +339,13 @@ class Session:
         except (asyncio.TimeoutError, AssertionError, websockets.exceptions.ConnectionClosed):
             return False
 
+    def pause_reading(self):
+        """Stop reading the agent's messages (TCP backpressure builds up)."""
+        self.loop.call_soon_threadsafe(self._gate.clear)
+
+    def resume_reading(self):
+        self.loop.call_soon_threadsafe(self._gate.set)
+
     def ignore_pings(self):
         """From now on the server does not answer the agent's pings."""
         self._ignore_pings = True
@@ -464,8 +474,9 @@ class FakeRunner:
             self._accept_q.append(session)
             self._cond.notify_all()
         try:
-            async for message in ws:
-                session._on_message(message)
+            while True:
+                await session._gate.wait()
+                session._on_message(await ws.recv())
         except websockets.exceptions.ConnectionClosed:
             pass
         finally:
@@ -475,7 +486,7 @@ class FakeRunner:
         self._server = await websockets.serve(
             self._handler, self.host, self.port, ssl=self.ssl,
             process_request=self._process_request, ping_interval=self.ping_interval,
-            max_size=None, max_queue=None, close_timeout=2, compression=None)
+            max_size=None, max_queue=16, close_timeout=2, compression=None)
 
     def start(self):
         """(Re)start listening on the same port."""
