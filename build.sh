@@ -3,8 +3,9 @@
 #
 #   ./build.sh [build] [--target NAME]   build build/NAME/tunnel-client (default x86_64-linux-musl)
 #   ./build.sh test [--target NAME]      build, then run unit + integration tests
-#   ./build.sh cross                     build every target in toolchains/
-#   ./build.sh test-cross                build and test every target (under qemu)
+#   ./build.sh cross [--target NAME]...  build every target in toolchains/ (or those named)
+#   ./build.sh test-cross [--target NAME]... build and test every target (under qemu)
+#   ... -- PYTEST_ARGS                   extra pytest arguments, e.g. -- -m core
 #   ./build.sh sanitize                  unit + integration tests under ASan/UBSan (glibc gcc)
 #   ./build.sh valgrind                  integration tests with the agent under valgrind
 #   ./build.sh demo                      run the agent against a local runner stand-in
@@ -18,7 +19,7 @@ DEFAULT_TARGET=x86_64-linux-musl
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 usage() {
-	sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//' >&2
 	echo "targets: $(targets | tr '\n' ' ')" >&2
 	exit 2
 }
@@ -32,11 +33,18 @@ ensure_deps() {
 	for k in "$@"; do
 		case $k in
 		build)
-			command -v "${CC%% *}" >/dev/null || missing+=("$CC")
+			command -v "${CC%% *}" >/dev/null || missing+=("${CC%% *}")
+			local n
+			for n in $NEEDS; do
+				case $n in
+				/*) [ -e "$n" ] || missing+=("$n") ;;
+				*) command -v "$n" >/dev/null || missing+=("$n") ;;
+				esac
+			done
 			command -v make >/dev/null || missing+=(make)
 			command -v readelf >/dev/null || missing+=(readelf)
 			if [ ! -f deps/src/wslay/.verified ] || [ ! -f deps/src/bearssl/.verified ]; then
-				apt-cache showsrc bearssl 2>/dev/null | grep -q '^Package:' || missing+=("deb-src entries")
+				apt-cache showsrc bearssl 2>/dev/null | grep '^Package:' >/dev/null || missing+=("deb-src entries")
 			fi
 			;;
 		test)
@@ -63,6 +71,7 @@ load_target() {
 	local t=$1
 	[ -f "toolchains/$t" ] || { echo "build.sh: unknown target '$t'" >&2; usage; }
 	CC='' TARGET_CFLAGS='' TARGET_LDFLAGS='' BIG_ENDIAN=0 RUN='' ELF_MACHINE='' PREPARE=''
+	AR=ar NEEDS='' ELF_EXPECT='' ELF_REJECT='' OBJDUMP='' FPU_INSN=''
 	# shellcheck disable=SC1090
 	. "toolchains/$t"
 	TARGET=$t
@@ -74,24 +83,44 @@ load_target() {
 fetch_deps() { scripts/fetch-deps.sh; }
 
 run_make() {
-	make -s -j"$JOBS" BUILD="$BUILD" CC="$CC" TARGET_CFLAGS="$TARGET_CFLAGS" \
+	make -s -j"$JOBS" BUILD="$BUILD" CC="$CC" AR="$AR" TARGET_CFLAGS="$TARGET_CFLAGS" \
 		TARGET_LDFLAGS="$TARGET_LDFLAGS" BIG_ENDIAN="$BIG_ENDIAN" "$@"
 }
 
-# check_static BIN: no program interpreter, no DT_NEEDED, right machine, stripped.
+# (No `grep -q` after a pipe here: with pipefail, the writer's SIGPIPE when
+# grep -q stops early would turn a match into a failure.)
+# check_static BIN: no program interpreter, no DT_NEEDED, stripped, and the
+# target's machine, byte order, ELF_EXPECT/ELF_REJECT attributes (float ABI,
+# CPU arch) and, with FPU_INSN, no FPU instruction in the disassembly.
 check_static() {
-	local bin=$1
-	if readelf -lW "$bin" | grep -q 'Requesting program interpreter'; then
+	local bin=$1 hdr want item items
+	[ -f "$bin" ] || die "$bin was not built"
+	if readelf -lW "$bin" | grep 'Requesting program interpreter' >/dev/null; then
 		die "$bin has a program interpreter: not static"
 	fi
-	if readelf -dW "$bin" 2>/dev/null | grep -q '(NEEDED)'; then
+	if readelf -dW "$bin" 2>/dev/null | grep '(NEEDED)' >/dev/null; then
 		die "$bin has DT_NEEDED entries: not static"
 	fi
-	if [ -n "$ELF_MACHINE" ] && ! readelf -hW "$bin" | grep -q "Machine:.*$ELF_MACHINE"; then
-		die "$bin is not a $ELF_MACHINE binary: $(readelf -hW "$bin" | grep Machine:)"
-	fi
-	if readelf -SW "$bin" | grep -q ' \.symtab '; then
+	if readelf -SW "$bin" | grep ' \.symtab ' >/dev/null; then
 		die "$bin is not stripped"
+	fi
+	hdr=$(readelf -hAW "$bin")
+	if [ -n "$ELF_MACHINE" ] && ! grep -q "Machine:.*$ELF_MACHINE" <<<"$hdr"; then
+		die "$bin is not a $ELF_MACHINE binary: $(grep Machine: <<<"$hdr")"
+	fi
+	want="little endian"
+	[ "$BIG_ENDIAN" = 1 ] && want="big endian"
+	grep -q "Data:.*$want" <<<"$hdr" || die "$bin is not $want (BIG_ENDIAN=$BIG_ENDIAN): $(grep Data: <<<"$hdr")"
+	IFS=';' read -ra items <<<"$ELF_EXPECT"
+	for item in "${items[@]}"; do
+		grep -qF "$item" <<<"$hdr" || die "$bin: readelf -hA does not show '$item'"
+	done
+	IFS=';' read -ra items <<<"$ELF_REJECT"
+	for item in "${items[@]}"; do
+		if grep -qF "$item" <<<"$hdr"; then die "$bin: readelf -hA shows '$item'"; fi
+	done
+	if [ -n "$FPU_INSN" ] && "$OBJDUMP" -d "$bin" | grep -E "$FPU_INSN" >/dev/null; then
+		die "$bin contains FPU instructions ($OBJDUMP -d $bin | grep -E '$FPU_INSN')"
 	fi
 }
 
@@ -100,43 +129,111 @@ size_of() { stat -c %s "$1"; }
 build_target() {
 	load_target "$1"
 	ensure_deps build
-	if [ -n "$PREPARE" ]; then eval "$PREPARE"; fi
-	fetch_deps
-	run_make all
+	if [ -n "$PREPARE" ]; then eval "$PREPARE" || die "$TARGET: PREPARE failed: $PREPARE"; fi
+	fetch_deps || die "fetching the dependencies failed"
+	run_make all || die "$TARGET: make failed"
 	check_static "$BUILD/tunnel-client"
 	printf 'build.sh: %s/tunnel-client: static, stripped, %s bytes (%s KiB)\n' \
 		"$BUILD" "$(size_of "$BUILD/tunnel-client")" "$(( ($(size_of "$BUILD/tunnel-client") + 1023) / 1024 ))"
 }
 
 # run_tests [PYTEST_ARGS...]: unit tests then the integration suite for the
-# loaded target; returns non-zero if either failed.
+# loaded target; returns non-zero if either failed. The output is also kept
+# in $BUILD/test.log for the summary table.
 run_tests() {
 	ensure_deps test
-	local rc=0
-	echo "== unit tests ($TARGET)"
+	local rc=0 log=$BUILD/test.log
+	: >"$log"
+	echo "== unit tests ($TARGET)" | tee -a "$log"
 	# shellcheck disable=SC2086
-	$RUN "$BUILD/unit-tests" || rc=1
-	echo "== integration tests ($TARGET)"
+	$RUN "$BUILD/unit-tests" 2>&1 | tee -a "$log" || rc=1
+	echo "== integration tests ($TARGET)" | tee -a "$log"
 	TUNNEL_CLIENT="$top/$BUILD/tunnel-client" TUNNEL_CLIENT_RUN="$RUN" \
-		"$PY" -m pytest -q -p no:cacheprovider tests/integration "$@" || rc=1
+		"$PY" -m pytest -q -p no:cacheprovider tests/integration "$@" 2>&1 | tee -a "$log" || rc=1
+	return $rc
+}
+
+# sum_counts WORDS LINE: the sum of the "N word" counts in LINE for WORDS (a regex).
+sum_counts() { grep -oE "[0-9]+ ($1)\b" <<<"$2" | awk '{s += $1} END {print s + 0}'; }
+
+# test_counts LOG: "UNIT_PASSED UNIT_FAILED PASSED FAILED NOT_RUN" from the
+# unit runner's and pytest's summary lines ("-" where a line is missing:
+# the runner crashed or did not start).
+test_counts() {
+	local log=$1 unit summary p f n
+	unit=$(sed -n 's/^unit tests: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log" | tail -n1)
+	[ -n "$unit" ] || unit="- -"
+	summary=$(grep -E '^=* ?([0-9]+ [a-z]+(, )?)+ in [0-9.]+s|no tests ran' "$log" | tail -n1)
+	if [ -z "$summary" ]; then
+		echo "$unit - - -"
+		return
+	fi
+	p=$(sum_counts 'passed|xpassed' "$summary")
+	f=$(sum_counts 'failed|errors?' "$summary")
+	n=$(sum_counts 'skipped|deselected|xfailed' "$summary")
+	echo "$unit $p $f $n"
+}
+
+# try CMD...: run CMD in a subshell with errexit, return its status (a plain
+# `if (CMD)` would run it with errexit off).
+try() {
+	local rc
+	set +e
+	(set -e; "$@")
+	rc=$?
+	set -e
+	return $rc
+}
+
+# cross_all yes|no [PYTEST_ARGS...]: build (and with yes test) the selected
+# targets, going on after a failure, then print one row per target.
+cross_all() {
+	local with_tests=$1 t rc=0 result counts rows=()
+	shift
+	for t in "${selected[@]}"; do
+		counts="- - - - -"
+		if ! try build_target "$t"; then
+			result="BUILD FAILED"
+			rc=1
+		elif [ "$with_tests" = yes ]; then
+			load_target "$t"
+			if try run_tests "$@"; then result=ok; else result=FAILED; rc=1; fi
+			counts=$(test_counts "$BUILD/test.log")
+		else
+			result=built
+		fi
+		load_target "$t"
+		local size=-
+		[ -f "$BUILD/tunnel-client" ] && [ "$result" != "BUILD FAILED" ] && size=$(size_of "$BUILD/tunnel-client")
+		# shellcheck disable=SC2086
+		rows+=("$(printf '%-24s %9s  %4s %4s   %6s %6s %7s  %s' "$t" "$size" $counts "$result")")
+	done
+	echo
+	printf '%-24s %9s  %9s   %-22s  %s\n' "" "" "unit" "integration (pytest)" ""
+	printf '%-24s %9s  %4s %4s   %6s %6s %7s  %s\n' target bytes pass fail passed failed not-run result
+	printf '%s\n' "${rows[@]}"
 	return $rc
 }
 
 cmd=build
 target=$DEFAULT_TARGET
+selected=()
 args=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	build | test | cross | test-cross | sanitize | valgrind | demo | clean) cmd=$1 ;;
-	--target) [ $# -ge 2 ] || usage; target=$2; shift ;;
-	--target=*) target=${1#--target=} ;;
+	--target) [ $# -ge 2 ] || usage; target=$2; selected+=("$2"); shift ;;
+	--target=*) target=${1#--target=}; selected+=("$target") ;;
 	-h | --help | help) usage ;;
 	--) shift; args=("$@"); break ;;
 	*) echo "build.sh: unknown command or option '$1'" >&2; usage ;;
 	esac
 	shift
 done
-[ -f "toolchains/$target" ] || { echo "build.sh: unknown target '$target'" >&2; usage; }
+[ ${#selected[@]} -gt 0 ] || mapfile -t selected < <(targets)
+for t in "$target" "${selected[@]}"; do
+	[ -f "toolchains/$t" ] || { echo "build.sh: unknown target '$t'" >&2; usage; }
+done
 
 case $cmd in
 build) build_target "$target" ;;
@@ -144,20 +241,8 @@ test)
 	build_target "$target"
 	run_tests "${args[@]}"
 	;;
-cross)
-	for t in $(targets); do build_target "$t"; done
-	;;
-test-cross)
-	summary=()
-	fail=0
-	for t in $(targets); do
-		build_target "$t"
-		if run_tests "${args[@]}"; then r=passed; else r=FAILED; fail=1; fi
-		summary+=("$(printf '%-22s %9s bytes  %s' "$t" "$(size_of "$BUILD/tunnel-client")" "$r")")
-	done
-	printf '%s\n' "target                      size        tests" "${summary[@]}"
-	exit $fail
-	;;
+cross) cross_all no ;;
+test-cross) cross_all yes "${args[@]}" ;;
 sanitize)
 	load_target "$DEFAULT_TARGET"
 	ensure_deps build test

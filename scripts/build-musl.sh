@@ -138,7 +138,7 @@ libgcc=$("$cross-gcc" $cflags -print-libgcc-file-name)
 [ -f "$libgcc" ] || die "$cross-gcc has no libgcc.a ($libgcc)"
 # shellcheck disable=SC2016 # a MIPS FPU register operand: $f0 .. $f31
 fpu_re='\$f[0-9]'
-if "$cross-objdump" -d "$sf"/obj/*.o | grep -q "$fpu_re"; then
+if "$cross-objdump" -d "$sf"/obj/*.o | grep "$fpu_re" >/dev/null; then
 	die "soft-fp objects contain FPU instructions: are the CFLAGS soft-float? ($cflags)"
 fi
 # Members of libgcc.a to leave out: those defining a soft-fp symbol, and
@@ -161,11 +161,11 @@ kept=$(find "$sf/libgcc" -name '*.o' | wc -l)
 for f in crtbeginS.o crtendS.o; do
 	# shellcheck disable=SC2086
 	"$cross-objcopy" -R .gnu.attributes -R .MIPS.abiflags "$("$cross-gcc" $cflags -print-file-name=$f)" "$dest/lib/$f"
-	if "$cross-objdump" -d "$dest/lib/$f" | grep -q "$fpu_re"; then die "$f contains FPU instructions"; fi
+	if "$cross-objdump" -d "$dest/lib/$f" | grep "$fpu_re" >/dev/null; then die "$f contains FPU instructions"; fi
 done
 rm -f "$dest/lib/libgcc-sf.a"
 "$cross-ar" rcs "$dest/lib/libgcc-sf.a" "$sf"/obj/*.o "$sf"/libgcc/*.o
-if "$cross-objdump" -d "$dest/lib/libgcc-sf.a" | grep -q "$fpu_re"; then
+if "$cross-objdump" -d "$dest/lib/libgcc-sf.a" | grep "$fpu_re" >/dev/null; then
 	die "libgcc-sf.a contains FPU instructions"
 fi
 note "libgcc-sf.a: $n soft-fp routines, $kept integer helpers ($(wc -l <"$sf/drop") members of libgcc.a left out)"

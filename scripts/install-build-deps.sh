@@ -63,7 +63,7 @@ for a in "${cross_arches[@]}"; do
 done
 [ ${#missing[@]} -gt 0 ] && need_update=yes
 # An index without Sources (apt-cache showsrc finds nothing) also needs one.
-apt-cache showsrc bearssl 2>/dev/null | grep -q '^Package:' || need_update=yes
+apt-cache showsrc bearssl 2>/dev/null | grep '^Package:' >/dev/null || need_update=yes
 
 if [ "$need_update" = yes ]; then
 	# One index of the mirror may be out of sync (seen: bookworm-security
