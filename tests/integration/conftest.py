@@ -120,6 +120,9 @@ class Services:
     def udp_echo(self):
         return self._add(fr.UdpEcho())
 
+    def udp_ticker(self, count=8, interval=0.2):
+        return self._add(fr.UdpTicker(count, interval))
+
     def raw(self, mode):
         return self._add(fr.RawServer(mode))
 

@@ -56,7 +56,7 @@ Local services (127.0.0.1 only, threads, .port, .close()): TcpEcho,
 TCP services take held=True to keep a connect to them in progress until
 .release(),
 TcpSink (records bytes until EOF; may read slowly or never), TcpSendClose
-(sends N bytes then closes, or resets), UdpEcho, closed_port(). Raw runners
+(sends N bytes then closes, or resets), UdpEcho, UdpTicker, closed_port(). Raw runners
 for failure modes: RawServer(mode) with modes "silent" (never answers),
 "garbage" (answers non-HTTP text), "upgrade_silent" (completes the WebSocket
 upgrade by hand, then never sends a byte, recording the frames it receives).
@@ -601,6 +601,19 @@ def parse_frames(buf):
         buf = buf[off + n:]
 
 
+def server_frame(opcode, payload=b"", fin=True, rsv=0):
+    """An unmasked frame as a server sends it."""
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    if n < 126:
+        head = struct.pack(">BB", b0, n)
+    elif n < 65536:
+        head = struct.pack(">BBH", b0, 126, n)
+    else:
+        head = struct.pack(">BBQ", b0, 127, n)
+    return head + bytes(payload)
+
+
 class RawServer:
     """A TCP server with a misbehaving runner; counts connections.
 
@@ -608,10 +621,15 @@ class RawServer:
            "garbage"        read the request, answer non-HTTP text, close
            "upgrade_silent" complete the WebSocket upgrade, then never send;
                             frames received are recorded in .frames[i]
+                            (opcode, unmasked payload)
+    on_upgrade(sock, idx, response): with "upgrade_silent", called instead of
+    sending the 101 response bytes, to send them (and more) its own way;
+    server_frame() builds frames to send.
     """
 
-    def __init__(self, mode, host="127.0.0.1"):
+    def __init__(self, mode, host="127.0.0.1", on_upgrade=None):
         self.mode = mode
+        self.on_upgrade = on_upgrade
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
@@ -681,9 +699,13 @@ class RawServer:
                     k, _, v = line.partition(":")
                     if k.strip().lower() == "sec-websocket-key":
                         key = v.strip()
-                c.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n"
-                           % _ws_accept(key)).encode())
+                response = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n"
+                            % _ws_accept(key)).encode()
+                if self.on_upgrade is not None:
+                    self.on_upgrade(c, idx, response)
+                else:
+                    c.sendall(response)
                 self._drain(c, idx, rest)
         except OSError:
             pass
@@ -706,6 +728,21 @@ class RawServer:
                     self.frames[idx].extend(frames)
                     self._cond.notify_all()
         c.close()
+
+    def wait_frame(self, idx, pred, timeout=5.0):
+        """Wait for a frame on connection idx with pred(opcode, payload)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for op, payload in self.frames[idx]:
+                    if pred(op, payload):
+                        return op, payload
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no matching frame on connection %d within %.1fs; "
+                                         "frames: %r" % (idx, timeout, [
+                                             (op, p[:16]) for op, p in self.frames[idx]]))
+                self._cond.wait(left)
 
     def wait_connections(self, n, timeout=5.0):
         deadline = time.monotonic() + timeout
@@ -960,3 +997,33 @@ class UdpEcho:
         self._stop.set()
         self.sock.close()
         self._thread.join(2)
+
+
+class UdpTicker(UdpEcho):
+    """After a peer's first datagram, sends it `count` datagrams b"tick N",
+    one every `interval` seconds (traffic from the service side only)."""
+
+    def __init__(self, count=8, interval=0.2):
+        self.count = count
+        self.interval = interval
+        super().__init__()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                d, peer = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.received.append((peer, len(d)))
+            threading.Thread(target=self._tick, args=(peer,), daemon=True).start()
+
+    def _tick(self, peer):
+        for i in range(self.count):
+            if self._stop.wait(self.interval):
+                return
+            try:
+                self.sock.sendto(b"tick %d" % i, peer)
+            except OSError:
+                return

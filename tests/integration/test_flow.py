@@ -143,3 +143,28 @@ def test_stall_timeout_errors_stuck_connection(runner, start_agent, services):
     s.pingpong(timeout=T(5))
     for x in s.pending(1):
         assert x.type == CLOSE, describe_full(x)
+
+
+def test_slow_but_steady_reader_is_not_stalled(runner, start_agent, services):
+    """--stall-timeout is about a service that blocks: one that keeps reading,
+    slowly, while the runner keeps its queue full for several stall periods,
+    is not closed with ERROR."""
+    start_agent(runner.url, "--stall-timeout", "1")
+    s = runner.accept(T(5))
+    sink = services.sink(read_size=16384, delay=0.004, rcvbuf=16384, keep=False)
+    s.open_tcp(1, sink.port, T(5))
+    total = 10 << 20  # about 3 s at the sink's pace
+    want = hashlib.sha256()
+    block = os.urandom(1 << 20)
+    fut = s.send_background(pack(DATA, TCP, 1, 0, p) for p in chunks(total, block, want))
+    deadline = time.monotonic() + T(60)
+    while not fut.done():
+        assert time.monotonic() < deadline, "push did not finish"
+        bad = [m for m in s.pending(1) if m.type != DATA]
+        assert not bad, "steady reader closed: %s" % describe_full(bad[0])
+        time.sleep(0.1)
+    fut.result(0)
+    s.send_msg(CLOSE, TCP, 1)
+    assert sink.eof[0].wait(T(30))
+    assert sink.count[0] == total and sink.sha[0].hexdigest() == want.hexdigest()
+    assert not s.pending(1), [describe_full(m) for m in s.pending(1)]

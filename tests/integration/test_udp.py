@@ -116,3 +116,19 @@ def test_max_udp(runner, start_agent, services):
     s.send_msg(CLOSE, UDP, 80)
     time.sleep(0.2)
     s.open_udp(84, echo.port, T(5))
+
+
+def test_udp_service_traffic_keeps_connection_open(runner, start_agent, services):
+    """Datagrams from the service (none from the runner) also count as
+    activity: no CLOSE while they flow, CLOSE after they stop."""
+    start_agent(runner.url, "--udp-idle-timeout", "0.6")
+    s = runner.accept(T(5))
+    ticker = services.udp_ticker(count=8, interval=0.2)
+    s.open_udp(65, ticker.port, T(5))
+    s.send_msg(DATA, UDP, 65, 0, b"start")
+    for i in range(8):
+        assert recv_datagram(s, 65, T(2)) == b"tick %d" % i
+    t0 = time.monotonic()
+    m = s.recv_msg(65, T(5))
+    assert (m.type, m.proto) == (CLOSE, UDP), describe_full(m)
+    assert time.monotonic() - t0 >= 0.3
