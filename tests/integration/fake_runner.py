@@ -507,6 +507,8 @@ class FakeRunner:
             server, self._server = self._server, None
 
             async def down():
+                for sess in self.sessions:
+                    sess._gate.set()  # a paused handler must see the close
                 server.close()
                 await server.wait_closed()
             self._run(down(), timeout)

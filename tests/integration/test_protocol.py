@@ -52,6 +52,26 @@ def test_environment_variables(runner, start_agent):
     assert s.path == "/ws/tunnel/envid7"
 
 
+def test_container_id_characters(runner, start_agent):
+    """Docker names and ids ([A-Za-z0-9_.-]) go into the path unchanged."""
+    start_agent(runner.url, cid="vps-42_a.B")
+    s = runner.accept(T(5))
+    assert s.path == "/ws/tunnel/vps-42_a.B"
+
+
+def test_default_port_80(start_agent):
+    """ws://host without a port dials port 80."""
+    try:
+        r80 = fr.FakeRunner(port=80)
+    except OSError as e:
+        pytest.skip("cannot listen on 127.0.0.1:80 here: %s" % e)
+    with r80:
+        start_agent("ws://127.0.0.1")
+        s = r80.accept(T(5))
+        assert s.path == "/ws/tunnel/" + CID
+        assert s.headers.get("Host") in ("127.0.0.1", "127.0.0.1:80")
+
+
 def _have_ipv6_loopback():
     try:
         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)

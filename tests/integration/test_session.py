@@ -237,6 +237,37 @@ def test_signal_while_reconnecting_exits_0(start_agent, sig):
     assert time.monotonic() - t0 <= T(1)
 
 
+def test_signal_exits_promptly_when_runner_not_reading(tunnel, services):
+    """SIGTERM while the runner has stopped reading and the agent's send path
+    is full: it still exits 0 within a second (no endless flush)."""
+    s, a = tunnel.session, tunnel.agent
+    svc = services.send_close(b"\x00" * (32 << 20))
+    s.pause_reading()
+    s.send_msg(fr.CONNECT, TCP, 7, svc.port)
+    time.sleep(T(0.8))
+    t0 = time.monotonic()
+    a.signal(signal.SIGTERM)
+    rc = a.wait(T(1) + 0.5)
+    assert rc == 0, "exit code %s" % rc
+    assert time.monotonic() - t0 <= T(1)
+
+
+def test_signal_exits_promptly_with_silent_runner(start_agent, services):
+    """SIGTERM against a runner that never answers the close frame: the
+    agent sends close 1001 and exits 0 within a second anyway."""
+    raw = services.raw("upgrade_silent")
+    a = start_agent(raw.url)
+    raw.wait_connections(1, T(5))
+    time.sleep(T(0.3))
+    t0 = time.monotonic()
+    a.signal(signal.SIGTERM)
+    rc = a.wait(T(1) + 0.5)
+    assert rc == 0, "exit code %s" % rc
+    assert time.monotonic() - t0 <= T(1)
+    op, payload = raw.wait_frame(0, lambda op, p: op == 0x8, T(1))
+    assert int.from_bytes(payload[:2], "big") == 1001, payload
+
+
 # ---------------------------------------------------------------------------
 # Limits and flow control
 
