@@ -32,13 +32,25 @@ int net_connect_start(int fd, const struct sockaddr *sa, socklen_t len)
 
 int net_connect_result(int fd)
 {
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
 	int err = 0;
 	socklen_t len = sizeof(err);
+	char ch;
 
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		return 0;
+	}
+	/* Not connected: a read returns the pending error through errno,
+	 * which (unlike the raw SO_ERROR value) emulators translate. */
+	if (recv(fd, &ch, 1, MSG_PEEK) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != ENOTCONN) {
+		return errno;
+	}
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
 		return errno;
 	}
-	return err;
+	return err != 0 ? err : ECONNREFUSED;
 }
 
 int net_connect_local(int type, uint16_t port)
