@@ -120,6 +120,13 @@ class Agent:
         return None
 
 
+    def cpu_seconds(self):
+        """User + system CPU time the agent process has used so far."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tail(text, lines=40):
     return "\n".join(text.splitlines()[-lines:])
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from agent import T
+from agent import SLOW, T
 import fake_runner as fr
 from fake_runner import CLOSE, CONNECT, DATA, ERROR, TCP, describe_full
 
@@ -199,6 +199,35 @@ def test_successful_session_resets_failure_count(runner, start_agent):
         runner.wait_attempts(n + 1, T(5))
         runner.refuse = None
     a.assert_alive()
+
+
+def test_idle_agent_uses_no_cpu(tunnel, services):
+    """With idle connections, a pending local connect, a half-closed one and
+    a UDP id open, the agent sleeps in poll(): almost no CPU over 1.5s."""
+    s, a = tunnel.session, tunnel.agent
+    echo, held, udp = services.echo(), services.echo(held=True), services.udp_echo()
+    gone = services.send_close(b"bye")
+    s.open_tcp(1, echo.port, T(5))
+    s.send_msg(CONNECT, TCP, 2, held.port)
+    s.open_udp(3, udp.port, T(5))
+    s.open_tcp(4, gone.port, T(5))
+    s.recv_until_close(4, T(5))
+    time.sleep(0.3)
+    cpu0 = a.cpu_seconds()
+    time.sleep(1.5)
+    used = a.cpu_seconds() - cpu0
+    assert used < 0.1 * SLOW, "agent used %.2fs CPU in 1.5s while idle" % used
+
+
+def test_backoff_uses_no_cpu(start_agent):
+    """Waiting for the next reconnect is a sleep, not a spin."""
+    a = start_agent("ws://127.0.0.1:%d" % fr.closed_port(), "--reconnect-delay", "3",
+                    fast=False)
+    time.sleep(0.5)
+    cpu0 = a.cpu_seconds()
+    time.sleep(1.5)
+    used = a.cpu_seconds() - cpu0
+    assert used < 0.1 * SLOW, "agent used %.2fs CPU in 1.5s of backoff" % used
 
 
 # ---------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """UDP over the tunnel: one datagram per DATA message, both ways."""
 import os
+import socket
 import time
 
 import pytest
 
-from agent import T
+from agent import SLOW, T
+import fake_runner as fr
 from fake_runner import CLOSE, CONNECT, CONNECTED, DATA, ERROR, UDP, describe_full, pack
 
 
@@ -132,3 +134,32 @@ def test_udp_service_traffic_keeps_connection_open(runner, start_agent, services
     m = s.recv_msg(65, T(5))
     assert (m.type, m.proto) == (CLOSE, UDP), describe_full(m)
     assert time.monotonic() - t0 >= 0.3
+
+
+def test_udp_to_closed_port(tunnel, services):
+    """Datagrams to a UDP port nobody listens on (ICMP port unreachable):
+    at most one CLOSE/ERROR for that id, the agent keeps serving and does
+    not spin on the socket error."""
+    s, a = tunnel.session, tunnel.agent
+    port = fr.free_port(kind=socket.SOCK_DGRAM)
+    s.send_msg(CONNECT, UDP, 66, port)
+    m = s.recv_msg(66, T(5))
+    if m.type == CONNECTED:
+        for i in range(3):
+            s.send_msg(DATA, UDP, 66, 0, b"anyone? %d" % i)
+            time.sleep(0.05)
+    else:
+        assert m.type == ERROR, describe_full(m)
+    s.pingpong(timeout=T(5))
+    time.sleep(0.3)
+    rest = s.take_pending(66)
+    assert len(rest) <= 1 and all(x.type in (CLOSE, ERROR) for x in rest), \
+        [describe_full(x) for x in rest]
+    cpu0 = a.cpu_seconds()
+    time.sleep(1.0)
+    used = a.cpu_seconds() - cpu0
+    assert used < 0.1 * SLOW, "agent used %.2fs CPU in 1s while idle" % used
+    echo = services.udp_echo()
+    s.open_udp(67, echo.port, T(5))
+    s.send_msg(DATA, UDP, 67, 0, b"fine")
+    assert recv_datagram(s, 67, T(5)) == b"fine"
