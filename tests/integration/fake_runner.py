@@ -7,7 +7,7 @@ if it wants agent.SLOW). Nothing here can hang a test forever.
 
 Stable API (other test modules, e.g. test_tls.py and test_deploy.py, import it):
 
-    runner = FakeRunner(ssl=None, host="127.0.0.1", port=0)
+    runner = FakeRunner(ssl=None, host="127.0.0.1", port=0, rcvbuf=None)
         ssl: an ssl.SSLContext passed to websockets.serve, or None for ws://.
         runner.url   "ws://127.0.0.1:PORT" or "wss://..." ("ws://[::1]:PORT"
                      for an IPv6 host); the base URL, without /ws/tunnel/...
@@ -427,8 +427,9 @@ class FakeRunner:
     """A websockets server standing in for the runner; see the module doc."""
 
     def __init__(self, ssl=None, host="127.0.0.1", port=0, ping_interval=None,
-                 start=True):
+                 start=True, rcvbuf=None):
         self.ssl = ssl
+        self.rcvbuf = rcvbuf  # SO_RCVBUF of the sessions' sockets (None: kernel default)
         self.host = host
         self.port = port or free_port(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
         self.ping_interval = ping_interval
@@ -483,8 +484,20 @@ class FakeRunner:
             session._on_end()
 
     async def _serve(self):
+        where = {"host": self.host, "port": self.port}
+        if self.rcvbuf:
+            # Accepted sockets inherit SO_RCVBUF from the listening socket.
+            ls = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            try:
+                ls.bind((self.host, self.port))
+            except OSError:
+                ls.close()
+                raise
+            where = {"sock": ls}
         self._server = await websockets.serve(
-            self._handler, self.host, self.port, ssl=self.ssl,
+            self._handler, ssl=self.ssl, **where,
             process_request=self._process_request, ping_interval=self.ping_interval,
             max_size=None, max_queue=16, close_timeout=2, compression=None)
 

@@ -324,6 +324,27 @@ def test_id_reusable_after_close(tunnel, services):
     assert s.recv_data(13, 5, T(5)) == b"again"
 
 
+def test_id_reusable_while_old_connection_drains(tunnel, services):
+    """The runner closes an id whose bytes are still being written to a slow
+    service, then a new forward session reuses the id at once: the new
+    CONNECT succeeds, and the old service still gets every byte, then EOF."""
+    s = tunnel.session
+    sink = services.sink(read_size=16384, delay=0.002, rcvbuf=8192)
+    echo = services.echo()
+    s.open_tcp(47, sink.port, T(5))
+    data = pattern(3 << 20, 9)
+    s.send_many(fr.data_messages(47, data) + [pack(CLOSE, TCP, 47),
+                                              pack(CONNECT, TCP, 47, echo.port)], timeout=T(20))
+    m = s.recv_msg(47, T(10))
+    assert (m.type, m.proto) == (CONNECTED, TCP), \
+        "CONNECT of a closed (draining) id: %s" % describe_full(m)
+    assert not sink.eof[0].is_set(), "test too slow: the old connection was already gone"
+    s.send_msg(DATA, TCP, 47, 0, b"new session")
+    assert s.recv_data(47, 11, T(5)) == b"new session"
+    assert sink.eof[0].wait(T(20)), "old connection: %d bytes, no EOF" % sink.count[0]
+    assert bytes(sink.data[0]) == data
+
+
 # ---------------------------------------------------------------------------
 # Keepalive and malformed input
 
@@ -437,6 +458,43 @@ def test_local_eof_sends_data_then_one_close(tunnel, services):
     late = s.pending(41)
     assert len(late) <= 1 and all(m.type == CLOSE for m in late), \
         [describe_full(m) for m in late]
+
+
+@pytest.mark.core
+def test_local_eof_close_not_ahead_of_queued_data(start_agent, services):
+    """Control messages may jump ahead of queued DATA, but never the CLOSE of
+    the same id: with a runner that reads slowly (small receive buffer, pauses)
+    while a service sends 4 MiB and closes, every DATA byte still comes before
+    that id's CLOSE."""
+    with fr.FakeRunner(rcvbuf=8192) as r:
+        start_agent(r.url)
+        s = r.accept(T(5))
+        data = pattern(4 << 20, 8)
+        svc = services.send_close(data)
+        s.pause_reading()
+        s.send_msg(CONNECT, TCP, 46, svc.port)
+        time.sleep(T(1))
+        s.resume_reading()
+        m = s.recv_msg(46, T(5))
+        assert m.type == CONNECTED, describe_full(m)
+        got = []
+        n = 0
+        while True:
+            m = s.recv_msg(46, T(20))
+            if m.type == CLOSE:
+                break
+            assert m.type == DATA, describe_full(m)
+            got.append(m.payload)
+            n += len(m.payload)
+            if n < (1 << 20) and len(got) % 4 == 0:
+                s.pause_reading()  # keep the agent's send queue backed up
+                time.sleep(0.05)
+                s.resume_reading()
+        assert n == len(data), "CLOSE after %d of %d bytes" % (n, len(data))
+        assert b"".join(got) == data
+        s.expect_silence(46, 0.3)
+        bad = r.violations()
+        assert not bad, bad
 
 
 def test_local_eof_without_data(tunnel, services):
