@@ -156,6 +156,25 @@ def test_backoff_doubles_up_to_cap(runner, start_agent):
             ["%.2f" % x for x in gaps], nominal)
 
 
+def test_flapping_sessions_back_off(runner, start_agent):
+    """A runner that accepts and closes every session at once must not be
+    hammered: sessions that did not stay up do not reset the backoff."""
+    start_agent(runner.url, "--reconnect-delay", "0.1", "--max-reconnect-delay", "0.8",
+                fast=False)
+    t_end = time.monotonic() + 2.5
+    n = 0
+    while time.monotonic() < t_end:
+        s = runner.try_accept(max(0.0, t_end - time.monotonic()))
+        if s is None:
+            break
+        n += 1
+        s.close(1000, "go away", timeout=T(2))
+    # With the delay doubling 0.1, 0.2, 0.4, 0.8, 0.8... about 6 sessions
+    # fit in 2.5s; a fixed 0.1s delay would give about 20.
+    print("%d sessions in 2.5s" % n)
+    assert 2 <= n <= 10, "%d sessions in 2.5s" % n
+
+
 def test_runner_drop_during_download(tunnel, services):
     """The runner vanishes while the agent is sending a large download: the
     agent survives (no SIGPIPE death), closes the local side, reconnects."""
