@@ -184,6 +184,7 @@ struct tls {
 	int fail_errno; /* errno those calls set: EPROTO or a socket errno */
 	int hs_done;   /* handshake complete */
 	int eof;       /* the socket reached end of stream */
+	int chacha_only; /* x86 without AES-NI: no AES-GCM suite offered */
 	char errmsg[TLS_ERRMSG_MAX];
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 };
@@ -626,13 +627,22 @@ static void tls_fail(struct tls *t, int err, const char *msg)
 		snprintf(m, cap, "%s (BearSSL error %d)",
 			 e >= BR_ERR_X509_OK && e < 64 ? "bad certificate" : "TLS error", e);
 	}
-	if (refused && t->ccert.asked && !t->hs_done) {
+	if (refused && !t->hs_done) {
+		const char *hint = NULL;
 		size_t n = strlen(m);
 
-		snprintf(m + n, cap - n, "%s",
-			 t->ccert.inner == NULL
-				 ? "; the runner asked for a client certificate (--tls-cert, --tls-key)"
-				 : "; the runner may have refused our client certificate");
+		if (t->ccert.asked) {
+			hint = t->ccert.inner == NULL
+				       ? "; the runner asked for a client certificate (--tls-cert, --tls-key)"
+				       : "; the runner may have refused our client certificate";
+		} else if (t->chacha_only && (e == 0 || e == BR_ERR_RECV_FATAL_ALERT + 40)) {
+			/* handshake_failure, or a hang-up, before any certificate
+			 * request: most likely no common cipher suite. */
+			hint = "; without AES-NI this CPU offers only ChaCha20-Poly1305";
+		}
+		if (hint != NULL) {
+			snprintf(m + n, cap - n, "%s", hint);
+		}
 	}
 	errno = err;
 }
@@ -655,7 +665,7 @@ const char *tls_strerror(const struct tls *t)
  * portable AES and GHASH code out of the x86 binary. Elsewhere (MIPS,
  * ARM) the portable constant-time AES comes after ChaCha20, which is much
  * faster in software. */
-static void set_ciphers(br_ssl_engine_context *eng)
+static int set_ciphers(br_ssl_engine_context *eng)
 {
 	static const uint16_t aes_first[] = {
 		BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -689,9 +699,10 @@ static void set_ciphers(br_ssl_engine_context *eng)
 			br_ssl_engine_set_aes_ctr(eng, ctr);
 			br_ssl_engine_set_ghash(eng, ghash);
 			br_ssl_engine_set_suites(eng, SUITES(aes_first));
-		} else {
-			br_ssl_engine_set_suites(eng, chacha_first, 2);
+			return 0;
 		}
+		br_ssl_engine_set_suites(eng, chacha_first, 2);
+		return 1;
 	}
 #else
 	br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
@@ -704,6 +715,7 @@ static void set_ciphers(br_ssl_engine_context *eng)
 	}
 	br_ssl_engine_set_suites(eng, SUITES(chacha_first));
 	(void)aes_first;
+	return 0;
 #endif
 }
 
@@ -723,7 +735,7 @@ struct tls *tls_new(const struct tls_config *tc, int fd)
 
 	br_ssl_client_zero(&t->cc);
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
-	set_ciphers(eng);
+	t->chacha_only = set_ciphers(eng);
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
 	br_ssl_engine_set_ec(eng, TLS_EC);
 	br_ssl_engine_set_rsavrfy(eng, TLS_RSA_VRFY);
