@@ -3,6 +3,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import time
 
 import pytest
@@ -168,6 +169,34 @@ def test_max_message_limit(runner, start_agent, services, limit):
     assert s.ended_at <= s2.accepted_at, "dialed again before the old session ended"
     s2.pingpong(timeout=T(5))
     s2.open_tcp(5, echo.port, T(5))
+
+
+def test_max_message_counts_all_fragments(runner, start_agent, services):
+    """The limit applies to the whole message, not to each frame: 100 KB in
+    four 25 KB fragments with --max-message 65544 closes with 1009."""
+    start_agent(runner.url, "--max-message", 65544)
+    s = runner.accept(T(5))
+    msg = pack(DATA, TCP, 6, 0, b"f" * 100000)
+    s.send_fragmented([msg[i:i + 25002] for i in range(0, len(msg), 25002)])
+    assert s.wait_closed(T(10)) == 1009
+    runner.accept(T(10)).pingpong(timeout=T(5))
+
+
+def test_huge_frame_length_is_refused_early(start_agent, services):
+    """A frame header announcing 2**40 bytes ends the session with 1009 at
+    once: the agent neither allocates nor waits for the payload."""
+    def up(sock, idx, response):
+        if idx == 0:
+            sock.sendall(response + struct.pack(">BBQ", 0x82, 127, 1 << 40) + b"x" * 100)
+        else:
+            sock.sendall(response)
+    raw = services.raw("upgrade_silent")
+    raw.on_upgrade = up
+    a = start_agent(raw.url)
+    op, payload = raw.wait_frame(0, lambda op, p: op == 0x8, T(3))
+    assert int.from_bytes(payload[:2], "big") == 1009, payload
+    raw.wait_connections(2, T(5))
+    a.assert_alive()
 
 
 @pytest.mark.core
