@@ -253,6 +253,23 @@ class Session:
         """One binary message sent as one WebSocket frame per part."""
         self._call(self.ws.send([bytes(p) for p in parts]), timeout)
 
+    def send_fragmented_with_ping(self, parts, timeout=10):
+        """One binary message in len(parts) frames with a WebSocket ping
+        between every two of them; True once every pong came back."""
+        waiters = []
+
+        async def gen():
+            for i, p in enumerate(parts):
+                if i:
+                    waiters.append(await self.ws.ping(b"mid-message %d" % i))
+                yield bytes(p)
+
+        async def go():
+            await self.ws.send(gen())
+            await asyncio.wait_for(asyncio.gather(*waiters), timeout)
+        self._call(go(), timeout + 1)
+        return True
+
     def send_data(self, cid, data, chunk=65536, proto=TCP, timeout=60):
         """Send data for cid as DATA messages of at most chunk bytes."""
         self.send_many(data_messages(cid, data, chunk, proto), timeout)

@@ -171,6 +171,18 @@ def test_max_message_limit(runner, start_agent, services, limit):
     s2.open_tcp(5, echo.port, T(5))
 
 
+def test_ping_between_fragments(tunnel, services):
+    """Control frames may come between the fragments of a message (RFC 6455
+    5.4): pings are answered and the message arrives whole."""
+    s = tunnel.session
+    echo = services.echo()
+    s.open_tcp(18, echo.port, T(5))
+    data = pattern(30000, 7)
+    msg = pack(DATA, TCP, 18, 0, data)
+    assert s.send_fragmented_with_ping([msg[:4], msg[4:20000], msg[20000:]], timeout=T(5))
+    assert s.recv_data(18, len(data), T(5)) == data
+
+
 def test_max_message_counts_all_fragments(runner, start_agent, services):
     """The limit applies to the whole message, not to each frame: 100 KB in
     four 25 KB fragments with --max-message 65544 closes with 1009."""
