@@ -612,3 +612,20 @@ def test_log_lines_have_time_and_level_and_no_payload(runner, start_agent, servi
     assert marker.decode() not in log
     assert marker.hex() not in log.lower()
     assert "7f3a9c" not in log
+
+
+@pytest.mark.parametrize("level,allowed", [("warn", ("WARN", "WARNING", "ERROR")),
+                                           ("error", ("ERROR",))])
+def test_log_level_filters(runner, start_agent, services, level, allowed):
+    """--log-level warn/error: a normal session logs nothing below that level."""
+    a = start_agent(runner.url, "--log-level", level, "--reconnect-delay", "0.1", fast=False)
+    s = runner.accept(T(5))
+    echo = services.echo()
+    s.open_tcp(52, echo.port, T(5))
+    s.send_msg(CLOSE, TCP, 52)
+    s.pingpong(timeout=T(5))
+    a.signal(signal.SIGTERM)
+    assert a.wait(T(3)) == 0
+    for line in a.log().splitlines():
+        m = LOG_LINE.match(line)
+        assert m and m.group(3) in allowed, line
