@@ -190,7 +190,7 @@ def test_max_message_counts_all_fragments(runner, start_agent, services):
     s = runner.accept(T(5))
     msg = pack(DATA, TCP, 6, 0, b"f" * 100000)
     s.send_fragmented([msg[i:i + 25002] for i in range(0, len(msg), 25002)])
-    assert s.wait_closed(T(10)) == 1009
+    assert s.wait_closed(T(3)) == 1009
     runner.accept(T(10)).pingpong(timeout=T(5))
 
 
