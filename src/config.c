@@ -1,9 +1,9 @@
 #include "config.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "num.h"
 
 enum opt_kind { OPT_STR, OPT_SECONDS, OPT_COUNT, OPT_LEVEL, OPT_FLAG };
@@ -93,21 +93,21 @@ static int apply(struct config *c, const struct opt *o, const char *v,
 	switch (o->kind) {
 	case OPT_STR:
 		if (v[0] == '\0') {
-			snprintf(err, errlen, "%s: empty value", from);
+			fmt_snprintf(err, errlen, "%s: empty value", from);
 			return -1;
 		}
 		memcpy(field, &v, sizeof(v));
 		return 0;
 	case OPT_SECONDS:
 		if (num_parse_seconds(v, o->max, &n) != 0 || n < o->min) {
-			snprintf(err, errlen, "%s: '%s' is not a number of seconds (e.g. 5 or 0.5)", from, v);
+			fmt_snprintf(err, errlen, "%s: '%s' is not a number of seconds (e.g. 5 or 0.5)", from, v);
 			return -1;
 		}
 		memcpy(field, &n, sizeof(n));
 		return 0;
 	case OPT_COUNT:
 		if (num_parse_u64(v, o->min, o->max, &n) != 0) {
-			snprintf(err, errlen, "%s: '%s' is not a whole number from %llu to %llu", from, v,
+			fmt_snprintf(err, errlen, "%s: '%s' is not a whole number from %llu to %llu", from, v,
 				 (unsigned long long)o->min, (unsigned long long)o->max);
 			return -1;
 		}
@@ -115,7 +115,7 @@ static int apply(struct config *c, const struct opt *o, const char *v,
 		return 0;
 	case OPT_LEVEL:
 		if (log_level_parse(v, &c->log_level) != 0) {
-			snprintf(err, errlen, "%s: '%s' is not one of trace, debug, info, warn, error", from, v);
+			fmt_snprintf(err, errlen, "%s: '%s' is not one of trace, debug, info, warn, error", from, v);
 			return -1;
 		}
 		return 0;
@@ -125,7 +125,7 @@ static int apply(struct config *c, const struct opt *o, const char *v,
 		} else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || v[0] == '\0') {
 			n = 0;
 		} else {
-			snprintf(err, errlen, "%s: '%s' is not a boolean (1/0, true/false)", from, v);
+			fmt_snprintf(err, errlen, "%s: '%s' is not a boolean (1/0, true/false)", from, v);
 			return -1;
 		}
 		memcpy(field, &n, sizeof(n));
@@ -163,7 +163,7 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
 	for (size_t i = 0; i < NOPTS; i++) {
 		const char *v = getenv(opts[i].env);
 		if (v != NULL && (v[0] != '\0' || opts[i].kind == OPT_FLAG)) {
-			snprintf(from, sizeof(from), "$%s", opts[i].env);
+			fmt_snprintf(from, sizeof(from), "$%s", opts[i].env);
 			if (apply(c, &opts[i], v, from, err, errlen) != 0) {
 				return CONFIG_ERROR;
 			}
@@ -194,16 +194,16 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
 			}
 		}
 		if (o == NULL) {
-			snprintf(err, errlen, "unknown option '%s' (see --help)", a);
+			fmt_snprintf(err, errlen, "unknown option '%s' (see --help)", a);
 			return CONFIG_ERROR;
 		}
-		snprintf(from, sizeof(from), "--%s", o->longname);
+		fmt_snprintf(from, sizeof(from), "--%s", o->longname);
 		if (v == NULL && o->kind == OPT_FLAG) {
 			v = "1";
 		}
 		if (v == NULL) {
 			if (i + 1 >= argc) {
-				snprintf(err, errlen, "%s: missing value", from);
+				fmt_snprintf(err, errlen, "%s: missing value", from);
 				return CONFIG_ERROR;
 			}
 			v = argv[++i];
@@ -213,11 +213,11 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
 		}
 	}
 	if (c->runner_url == NULL) {
-		snprintf(err, errlen, "--runner-url (or $RUNNER_URL) is required");
+		fmt_snprintf(err, errlen, "--runner-url (or $RUNNER_URL) is required");
 		return CONFIG_ERROR;
 	}
 	if (c->container_id == NULL) {
-		snprintf(err, errlen, "--container-id (or $CONTAINER_ID) is required");
+		fmt_snprintf(err, errlen, "--container-id (or $CONTAINER_ID) is required");
 		return CONFIG_ERROR;
 	}
 	if (c->reconnect_max_ms < c->reconnect_delay_ms) {
@@ -231,19 +231,19 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
 
 void config_usage(void)
 {
-	printf("usage: tunnel-client --runner-url URL --container-id ID [options]\n\n"
+	fmt_print(1, "usage: tunnel-client --runner-url URL --container-id ID [options]\n\n"
 	       "Dials the runner's WebSocket at URL/ws/tunnel/ID and splices every\n"
 	       "tunnelled connection to 127.0.0.1:PORT (TCP or UDP).\n\noptions:\n");
 	for (size_t i = 0; i < NOPTS; i++) {
 		char name[48];
 		const struct opt *o = &opts[i];
 		if (o->shortname != 0) {
-			snprintf(name, sizeof(name), "-%c, --%s", o->shortname, o->longname);
+			fmt_snprintf(name, sizeof(name), "-%c, --%s", o->shortname, o->longname);
 		} else {
-			snprintf(name, sizeof(name), "    --%s", o->longname);
+			fmt_snprintf(name, sizeof(name), "    --%s", o->longname);
 		}
-		printf("  %-26s %s\n  %-26s   env %s\n", name, o->help, "", o->env);
+		fmt_print(1, "  %-26s %s\n  %-26s   env %s\n", name, o->help, "", o->env);
 	}
-	printf("  %-26s %s\n  %-26s %s\n", "-h, --help", "this text", "-V, --version",
+	fmt_print(1, "  %-26s %s\n  %-26s %s\n", "-h, --help", "this text", "-V, --version",
 	       "print the version and exit");
 }

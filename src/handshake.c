@@ -1,10 +1,11 @@
 #include "handshake.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include <bearssl_hash.h>
+
+#include "fmt.h"
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -50,7 +51,7 @@ void hs_accept_for(const char *key, char accept[HS_ACCEPT_LEN + 1])
 int hs_request(char *out, size_t outlen, const char *host, const char *path,
 	       const char *key)
 {
-	int n = snprintf(out, outlen,
+	int n = fmt_snprintf(out, outlen,
 			 "GET %s HTTP/1.1\r\n"
 			 "Host: %s\r\n"
 			 "Upgrade: websocket\r\n"

@@ -3,12 +3,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "bounds.h"
 #include "config.h"
+#include "fmt.h"
 #include "log.h"
 #include "net.h"
 #include "rand.h"
@@ -98,21 +98,21 @@ int main(int argc, char **argv)
 		config_usage();
 		return 0;
 	case CONFIG_VERSION:
-		printf("tunnel-client %s\n", TC_VERSION);
+		fmt_print(1, "tunnel-client %s\n", TC_VERSION);
 		return 0;
 	case CONFIG_ERROR:
-		fprintf(stderr, "tunnel-client: %s\n", err);
+		fmt_print(2, "tunnel-client: %s\n", err);
 		return 2;
 	case CONFIG_RUN:
 		break;
 	}
 	if (url_parse(cfg.runner_url, &url, err, sizeof(err)) != 0) {
-		fprintf(stderr, "tunnel-client: %s\n", err);
+		fmt_print(2, "tunnel-client: %s\n", err);
 		return 2;
 	}
 	log_set_level(cfg.log_level);
 	if (url.tls && tls_config_load(&tls, &cfg, &url, err, sizeof(err)) != 0) {
-		fprintf(stderr, "tunnel-client: %s\n", err);
+		fmt_print(2, "tunnel-client: %s\n", err);
 		return 2;
 	}
 	setup_signals(&waitmask);

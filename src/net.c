@@ -4,10 +4,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "fmt.h"
 
 uint64_t net_now_ms(void)
 {
@@ -95,9 +96,26 @@ void net_tune_runner(int fd, unsigned user_timeout_ms)
 #endif
 }
 
+void net_addr_str(const struct sockaddr *sa, char *buf, unsigned len)
+{
+	if (sa->sa_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		size_t o = 0;
+		/* Eight uncompressed groups: valid text, no inet_ntop (which
+		 * would bring in stdio's printf). */
+		for (int i = 0; i < 16 && o < len; i += 2) {
+			o += (size_t)fmt_snprintf(buf + o, len - o, i > 0 ? ":%x" : "%x",
+						  (unsigned)(a[i] << 8 | a[i + 1]));
+		}
+		return;
+	}
+	const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+	fmt_snprintf(buf, len, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+}
+
 const char *net_reason(int err, char *buf, unsigned len)
 {
-	snprintf(buf, len, "%s", strerror(err));
+	fmt_snprintf(buf, len, "%s", strerror(err));
 	if (buf[0] >= 'A' && buf[0] <= 'Z') {
 		buf[0] = (char)(buf[0] - 'A' + 'a');
 	}

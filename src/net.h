@@ -18,6 +18,8 @@ int net_connect_result(int fd);
 int net_connect_local(int type, uint16_t port);
 /* TCP keepalive and TCP_USER_TIMEOUT on the runner socket (best effort). */
 void net_tune_runner(int fd, unsigned user_timeout_ms);
+/* The numeric address of sa ("127.0.0.1", "::1") into buf. */
+void net_addr_str(const struct sockaddr *sa, char *buf, unsigned len);
 /* "connection refused": strerror(err) with a lower-case first letter. */
 const char *net_reason(int err, char *buf, unsigned len);
 

@@ -2,12 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <bearssl_pem.h>
+
+#include "fmt.h"
 
 /* The RSA big-integer family must match the one tls.c links (i31). */
 #define PEM_RSA_MODULUS br_rsa_i31_compute_modulus
@@ -98,7 +99,7 @@ static void reader_feed(struct pem_reader *r, const uint8_t *p, size_t len)
 		len -= k;
 		switch (br_pem_decoder_event(&r->dec)) {
 		case BR_PEM_BEGIN_OBJ:
-			snprintf(r->name, sizeof(r->name), "%s", br_pem_decoder_name(&r->dec));
+			fmt_snprintf(r->name, sizeof(r->name), "%s", br_pem_decoder_name(&r->dec));
 			trim_name(r->name);
 			r->obj.len = 0;
 			r->obj.err = PEM_OK;
@@ -187,7 +188,7 @@ static int load_file(const char *path, const char *label, pem_object_fn fn,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", label, strerror(errno));
+		fmt_snprintf(err, errlen, "%s: %s", label, strerror(errno));
 		return -1;
 	}
 	reader_init(&r, fn, ctx);
@@ -198,7 +199,7 @@ static int load_file(const char *path, const char *label, pem_object_fn fn,
 			continue;
 		}
 		if (n < 0) {
-			snprintf(err, errlen, "%s: %s", label, strerror(errno));
+			fmt_snprintf(err, errlen, "%s: %s", label, strerror(errno));
 			close(fd);
 			reader_finish(&r);
 			return -1;
@@ -208,7 +209,7 @@ static int load_file(const char *path, const char *label, pem_object_fn fn,
 		}
 		total += (size_t)n;
 		if (total > PEM_FILE_MAX) {
-			snprintf(err, errlen, "%s: file larger than %u bytes", label, PEM_FILE_MAX);
+			fmt_snprintf(err, errlen, "%s: file larger than %u bytes", label, PEM_FILE_MAX);
 			close(fd);
 			reader_finish(&r);
 			return -1;
@@ -225,7 +226,7 @@ static int load_file(const char *path, const char *label, pem_object_fn fn,
 		return -1;
 	}
 	if (rc < 0) {
-		snprintf(err, errlen, "%s: %s", label, pem_strerror(rc));
+		fmt_snprintf(err, errlen, "%s: %s", label, pem_strerror(rc));
 		return -1;
 	}
 	return rc;
@@ -340,7 +341,7 @@ static int anchors_add(void *ctx, const char *name, const uint8_t *der, size_t l
 		br_x509_trust_anchor *v = realloc(a->v, cap * sizeof(*v));
 
 		if (v == NULL) {
-			snprintf(a->err, a->errlen, "%s: out of memory", a->label);
+			fmt_snprintf(a->err, a->errlen, "%s: out of memory", a->label);
 			return -1;
 		}
 		a->v = v;
@@ -348,12 +349,12 @@ static int anchors_add(void *ctx, const char *name, const uint8_t *der, size_t l
 	}
 	rc = anchor_from_der(&a->v[a->n], der, len);
 	if (rc < 0) {
-		snprintf(a->err, a->errlen, "%s: out of memory", a->label);
+		fmt_snprintf(a->err, a->errlen, "%s: out of memory", a->label);
 		return -1;
 	}
 	if (rc > 0) {
 		if (a->strict) {
-			snprintf(a->err, a->errlen,
+			fmt_snprintf(a->err, a->errlen,
 				 "%s: certificate %zu cannot be decoded (BearSSL X.509 error %d)",
 				 a->label, a->seen, rc);
 			return -1;
@@ -380,9 +381,9 @@ int pem_load_anchors(const char *path, const char *label, int strict,
 	}
 	if (a.n == 0) {
 		if (a.seen == 0) {
-			snprintf(err, errlen, "%s: no certificate in it (PEM expected)", label);
+			fmt_snprintf(err, errlen, "%s: no certificate in it (PEM expected)", label);
 		} else {
-			snprintf(err, errlen, "%s: none of its %zu certificates can be decoded",
+			fmt_snprintf(err, errlen, "%s: none of its %zu certificates can be decoded",
 				 label, a.seen);
 		}
 		pem_free_anchors(a.v, a.n);
@@ -428,7 +429,7 @@ static int chain_add(void *ctx, const char *name, const uint8_t *der, size_t len
 		br_x509_certificate *v = realloc(c->v, cap * sizeof(*v));
 
 		if (v == NULL) {
-			snprintf(c->err, c->errlen, "%s: out of memory", c->label);
+			fmt_snprintf(c->err, c->errlen, "%s: out of memory", c->label);
 			return -1;
 		}
 		c->v = v;
@@ -436,7 +437,7 @@ static int chain_add(void *ctx, const char *name, const uint8_t *der, size_t len
 	}
 	copy = malloc(len > 0 ? len : 1);
 	if (copy == NULL) {
-		snprintf(c->err, c->errlen, "%s: out of memory", c->label);
+		fmt_snprintf(c->err, c->errlen, "%s: out of memory", c->label);
 		return -1;
 	}
 	memcpy(copy, der, len);
@@ -458,7 +459,7 @@ int pem_load_chain(const char *path, const char *label,
 		return -1;
 	}
 	if (c.n == 0) {
-		snprintf(err, errlen, "%s: no certificate in it (PEM expected)", label);
+		fmt_snprintf(err, errlen, "%s: no certificate in it (PEM expected)", label);
 		pem_free_chain(c.v, c.n);
 		return -1;
 	}
@@ -550,7 +551,7 @@ static int key_add(void *ctx, const char *name, const uint8_t *der, size_t len)
 		return 0;
 	}
 	if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0) {
-		snprintf(k->err, k->errlen, "%s: encrypted keys are not supported", k->label);
+		fmt_snprintf(k->err, k->errlen, "%s: encrypted keys are not supported", k->label);
 		return -1;
 	}
 	if (strcmp(name, "RSA PRIVATE KEY") != 0 && strcmp(name, "EC PRIVATE KEY") != 0 &&
@@ -561,7 +562,7 @@ static int key_add(void *ctx, const char *name, const uint8_t *der, size_t len)
 	br_skey_decoder_push(&dc, der, len);
 	rc = br_skey_decoder_last_error(&dc);
 	if (rc != 0 || br_skey_decoder_key_type(&dc) == 0) {
-		snprintf(k->err, k->errlen,
+		fmt_snprintf(k->err, k->errlen,
 			 "%s: the %s cannot be decoded (not RSA or EC P-256/P-384/P-521?)",
 			 k->label, name);
 		memset(&dc, 0, sizeof(dc));
@@ -570,7 +571,7 @@ static int key_add(void *ctx, const char *name, const uint8_t *der, size_t len)
 	rc = key_copy(k->key, &dc);
 	memset(&dc, 0, sizeof(dc));
 	if (rc != 0) {
-		snprintf(k->err, k->errlen, "%s: out of memory", k->label);
+		fmt_snprintf(k->err, k->errlen, "%s: out of memory", k->label);
 		return -1;
 	}
 	k->found = 1;
@@ -588,7 +589,7 @@ int pem_load_key(const char *path, const char *label, struct pem_key *key,
 		return -1;
 	}
 	if (!k.found) {
-		snprintf(err, errlen, "%s: no private key in it (PEM expected)", label);
+		fmt_snprintf(err, errlen, "%s: no private key in it (PEM expected)", label);
 		return -1;
 	}
 	return 0;

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include "bounds.h"
 #include "config.h"
 #include "conn.h"
+#include "fmt.h"
 #include "handshake.h"
 #include "log.h"
 #include "net.h"
@@ -260,7 +260,7 @@ static int dial(const struct session_env *env)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_ADDRCONFIG;
-	snprintf(port, sizeof(port), "%u", (unsigned)u->port);
+	fmt_snprintf(port, sizeof(port), "%u", (unsigned)u->port);
 	rc = getaddrinfo(u->host, port, &hints, &res);
 	if (rc == EAI_NONAME || rc == EAI_ADDRFAMILY) {
 		hints.ai_flags = 0; /* loopback-only hosts have no "configured" family */
@@ -271,8 +271,8 @@ static int dial(const struct session_env *env)
 		return -1;
 	}
 	for (struct addrinfo *ai = res; ai != NULL && fd < 0 && !*env->stop; ai = ai->ai_next) {
-		char addr[NI_MAXHOST] = "?";
-		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL, 0, NI_NUMERICHOST);
+		char addr[64];
+		net_addr_str(ai->ai_addr, addr, sizeof(addr));
 		log_debug("dialing addr=%s port=%s", addr, port);
 		fd = dial_one(env, ai);
 		if (fd < 0 && !*env->stop) {
@@ -327,9 +327,9 @@ static void read_upgrade(struct session *s, uint64_t now)
 	}
 	if (r != HS_DONE) {
 		if (r == HS_ERR_STATUS) {
-			snprintf(why, sizeof(why), "%s: HTTP %d", hs_strerror(r), status);
+			fmt_snprintf(why, sizeof(why), "%s: HTTP %d", hs_strerror(r), status);
 		} else {
-			snprintf(why, sizeof(why), "%s", hs_strerror(r));
+			fmt_snprintf(why, sizeof(why), "%s", hs_strerror(r));
 		}
 		end(s, LOG_WARN, "upgrade failed", why);
 		return;
@@ -479,7 +479,7 @@ static void session_timers(struct session *s, uint64_t now, uint64_t *next)
 		if (ws_close_received(&s->ws, &code) && buf_len(&s->ws.out) == 0 &&
 		    transport_pending_out(&s->tr) == 0 && ws_queued(&s->ws) == 0) {
 			char why[48];
-			snprintf(why, sizeof(why), "close code %u", (unsigned)code);
+			fmt_snprintf(why, sizeof(why), "close code %u", (unsigned)code);
 			end(s, s->state == ST_CLOSING ? LOG_INFO : LOG_WARN,
 			    s->state == ST_CLOSING ? "closed" : "closed by runner", why);
 			return;

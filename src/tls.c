@@ -38,7 +38,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -48,6 +47,7 @@
 #include <bearssl.h>
 
 #include "config.h"
+#include "fmt.h"
 #include "log.h"
 #include "pem.h"
 #include "pin.h"
@@ -409,13 +409,13 @@ static int load_anchors(struct tls_config *tc, const struct config *cfg, char *e
 	char label[300];
 
 	if (cfg->ca_file != NULL) {
-		snprintf(label, sizeof(label), "--ca-file %s", cfg->ca_file);
+		fmt_snprintf(label, sizeof(label), "--ca-file %s", cfg->ca_file);
 		return pem_load_anchors(cfg->ca_file, label, 1, &tc->anchors,
 					&tc->n_anchors, err, errlen);
 	}
 	for (size_t i = 0; i < sizeof(tls_bundles) / sizeof(tls_bundles[0]); i++) {
 		if (access(tls_bundles[i], R_OK) == 0) {
-			snprintf(label, sizeof(label), "CA bundle %s", tls_bundles[i]);
+			fmt_snprintf(label, sizeof(label), "CA bundle %s", tls_bundles[i]);
 			if (pem_load_anchors(tls_bundles[i], label, 0, &tc->anchors,
 					     &tc->n_anchors, err, errlen) != 0) {
 				return -1;
@@ -425,7 +425,7 @@ static int load_anchors(struct tls_config *tc, const struct config *cfg, char *e
 			return 0;
 		}
 	}
-	snprintf(err, errlen, "no CA bundle found: pass --ca-file FILE (or SSL_CERT_FILE), "
+	fmt_snprintf(err, errlen, "no CA bundle found: pass --ca-file FILE (or SSL_CERT_FILE), "
 			      "or --tls-pin sha256:...");
 	return -1;
 }
@@ -440,30 +440,30 @@ static int load_client_cert(struct tls_config *tc, const struct config *cfg, cha
 		return 0;
 	}
 	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
-		snprintf(err, errlen, "--tls-cert and --tls-key must be given together");
+		fmt_snprintf(err, errlen, "--tls-cert and --tls-key must be given together");
 		return -1;
 	}
-	snprintf(label, sizeof(label), "--tls-cert %s", cfg->tls_cert);
+	fmt_snprintf(label, sizeof(label), "--tls-cert %s", cfg->tls_cert);
 	if (pem_load_chain(cfg->tls_cert, label, &tc->chain, &tc->chain_len, err, errlen) != 0) {
 		return -1;
 	}
-	snprintf(label, sizeof(label), "--tls-key %s", cfg->tls_key);
+	fmt_snprintf(label, sizeof(label), "--tls-key %s", cfg->tls_key);
 	if (pem_load_key(cfg->tls_key, label, &tc->key, err, errlen) != 0) {
 		return -1;
 	}
 	if (tc->key.type == BR_KEYTYPE_EC &&
 	    ((TLS_EC->supported_curves >> tc->key.ec.curve) & 1) == 0) {
-		snprintf(err, errlen, "--tls-key %s: unsupported EC curve", cfg->tls_key);
+		fmt_snprintf(err, errlen, "--tls-key %s: unsupported EC curve", cfg->tls_key);
 		return -1;
 	}
 	rc = pem_key_matches(&tc->key, &tc->chain[0], TLS_EC);
 	if (rc < 0) {
-		snprintf(err, errlen, "--tls-cert %s: its first certificate cannot be decoded",
+		fmt_snprintf(err, errlen, "--tls-cert %s: its first certificate cannot be decoded",
 			 cfg->tls_cert);
 		return -1;
 	}
 	if (rc == 0) {
-		snprintf(err, errlen, "--tls-key %s does not match the certificate in --tls-cert %s",
+		fmt_snprintf(err, errlen, "--tls-key %s does not match the certificate in --tls-cert %s",
 			 cfg->tls_key, cfg->tls_cert);
 		return -1;
 	}
@@ -480,12 +480,12 @@ int tls_config_load(struct tls_config **out, const struct config *cfg,
 	*out = NULL;
 	tc = calloc(1, sizeof(*tc));
 	if (tc == NULL) {
-		snprintf(err, errlen, "out of memory");
+		fmt_snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (cfg->tls_server_name != NULL &&
 	    (cfg->tls_server_name[0] == '\0' || strlen(cfg->tls_server_name) > URL_HOST_MAX)) {
-		snprintf(err, errlen, "--tls-server-name: expected a DNS name of 1 to %d bytes",
+		fmt_snprintf(err, errlen, "--tls-server-name: expected a DNS name of 1 to %d bytes",
 			 URL_HOST_MAX);
 		goto fail;
 	}
@@ -493,7 +493,7 @@ int tls_config_load(struct tls_config **out, const struct config *cfg,
 	if (cfg->tls_pin != NULL) {
 		tc->verify = TLS_VERIFY_PIN;
 		if (pin_parse(cfg->tls_pin, tc->pins, PIN_MAX, &tc->n_pins) != 0) {
-			snprintf(err, errlen, "--tls-pin: expected sha256:<base64 of the 32-byte "
+			fmt_snprintf(err, errlen, "--tls-pin: expected sha256:<base64 of the 32-byte "
 					      "SHA-256 of the server's public key>[,sha256:...]");
 			goto fail;
 		}
@@ -504,10 +504,10 @@ int tls_config_load(struct tls_config **out, const struct config *cfg,
 		if (ip) {
 			/* BearSSL matches DNS names only, never IP addresses. */
 			if (cfg->tls_server_name != NULL) {
-				snprintf(err, errlen, "--tls-server-name %s is an IP address: give "
+				fmt_snprintf(err, errlen, "--tls-server-name %s is an IP address: give "
 						      "a DNS name from the runner's certificate", name);
 			} else {
-				snprintf(err, errlen, "runner URL host %s is an IP address: pass "
+				fmt_snprintf(err, errlen, "runner URL host %s is an IP address: pass "
 						      "--tls-server-name NAME (a DNS name in the "
 						      "runner's certificate), or --tls-pin sha256:...", name);
 			}
@@ -519,7 +519,7 @@ int tls_config_load(struct tls_config **out, const struct config *cfg,
 	}
 	/* SNI never carries an IP address (RFC 6066). */
 	if (!ip) {
-		snprintf(tc->server_name, sizeof(tc->server_name), "%s", name);
+		fmt_snprintf(tc->server_name, sizeof(tc->server_name), "%s", name);
 	}
 	if (load_client_cert(tc, cfg, err, errlen) != 0) {
 		goto fail;
@@ -615,16 +615,16 @@ static void tls_fail(struct tls *t, int err, const char *msg)
 		msg = engine_error(e);
 	}
 	if (msg != NULL) {
-		snprintf(m, cap, "%s", msg);
+		fmt_snprintf(m, cap, "%s", msg);
 	} else if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT + 256) {
 		unsigned a = (unsigned)e & 255;
 
 		refused = e < BR_ERR_SEND_FATAL_ALERT;
-		snprintf(m, cap, refused ? "runner sent TLS alert %s (%u)"
+		fmt_snprintf(m, cap, refused ? "runner sent TLS alert %s (%u)"
 					 : "TLS alert %s (%u) sent to the runner",
 			 alert_name(a), a);
 	} else {
-		snprintf(m, cap, "%s (BearSSL error %d)",
+		fmt_snprintf(m, cap, "%s (BearSSL error %d)",
 			 e >= BR_ERR_X509_OK && e < 64 ? "bad certificate" : "TLS error", e);
 	}
 	if (refused && !t->hs_done) {
@@ -641,7 +641,7 @@ static void tls_fail(struct tls *t, int err, const char *msg)
 			hint = "; without AES-NI this CPU offers only ChaCha20-Poly1305";
 		}
 		if (hint != NULL) {
-			snprintf(m + n, cap - n, "%s", hint);
+			fmt_snprintf(m + n, cap - n, "%s", hint);
 		}
 	}
 	errno = err;

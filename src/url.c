@@ -1,14 +1,14 @@
 #include "url.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "fmt.h"
 #include "num.h"
 
 static int fail(char *err, size_t errlen, const char *why, const char *s)
 {
-	snprintf(err, errlen, "bad runner URL '%s': %s", s, why);
+	fmt_snprintf(err, errlen, "bad runner URL '%s': %s", s, why);
 	return -1;
 }
 
@@ -113,7 +113,7 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 int url_tunnel_path(const struct url *u, const char *id, char *out, size_t outlen)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	int n = snprintf(out, outlen, "%s/ws/tunnel/", u->base);
+	int n = fmt_snprintf(out, outlen, "%s/ws/tunnel/", u->base);
 	size_t o;
 
 	if (n < 0 || (size_t)n >= outlen) {
@@ -142,9 +142,9 @@ int url_host_header(const struct url *u, char *out, size_t outlen)
 	int n;
 
 	if (u->default_port) {
-		n = snprintf(out, outlen, u->ipv6 ? "[%s]" : "%s", u->host);
+		n = fmt_snprintf(out, outlen, u->ipv6 ? "[%s]" : "%s", u->host);
 	} else {
-		n = snprintf(out, outlen, u->ipv6 ? "[%s]:%u" : "%s:%u", u->host, (unsigned)u->port);
+		n = fmt_snprintf(out, outlen, u->ipv6 ? "[%s]:%u" : "%s:%u", u->host, (unsigned)u->port);
 	}
 	return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }

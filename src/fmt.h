@@ -1,0 +1,22 @@
+/* fmt: the small printf subset the agent uses, without stdio or floating
+ * point (musl's printf brings about 12 KiB of code we would never run).
+ *
+ * Conversions: %s %c %d %i %u %x %% with the length modifiers l, ll, z;
+ * flags '-' and '0' and a decimal field width. Anything else is copied
+ * literally. */
+#ifndef FMT_H
+#define FMT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Like snprintf: writes at most len bytes including the NUL (when len > 0)
+ * and returns the length the whole output would have had. */
+int fmt_snprintf(char *buf, size_t len, const char *f, ...)
+	__attribute__((format(printf, 3, 4)));
+int fmt_vsnprintf(char *buf, size_t len, const char *f, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+/* Format into a bounded line and write it to fd (stdout/stderr). */
+void fmt_print(int fd, const char *f, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
