@@ -46,12 +46,24 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
 
 	/* Control frames may arrive between the fragments of a message. */
 	w->in_ctrl = (arg->opcode & 0x8) != 0;
-	if (w->in_ctrl || arg->opcode == WSLAY_CONTINUATION_FRAME) {
+	if (w->in_ctrl) {
 		return;
 	}
-	w->in_binary = arg->opcode == WSLAY_BINARY_FRAME;
-	if (w->in_binary) {
-		w->rx->msg_start(w->user);
+	if (arg->opcode != WSLAY_CONTINUATION_FRAME) {
+		w->msg_len = 0;
+		w->in_binary = arg->opcode == WSLAY_BINARY_FRAME;
+		if (w->in_binary) {
+			w->rx->msg_start(w->user);
+		}
+	}
+	/* wslay checks each frame only when it does not buffer: count the
+	 * whole message here. */
+	w->msg_len += arg->payload_length;
+	if (w->msg_len > w->max_message && w->in_binary) {
+		log_warn("runner message over %llu bytes: closing 1009",
+			 (unsigned long long)w->max_message);
+		w->in_binary = 0; /* deliver nothing more of it */
+		wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG, NULL, 0);
 	}
 }
 
@@ -96,6 +108,7 @@ int ws_init(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *us
 	buf_init(&w->out, TC_OUT_CAP);
 	w->user = user;
 	w->rx = rx;
+	w->max_message = max_message;
 	if (wslay_event_context_client_init(&w->ctx, &cbs, w) != 0) {
 		w->ctx = NULL;
 		return -1;

@@ -30,6 +30,8 @@ struct ws {
 	int paused;         /* backpressure: parse no further input */
 	int in_ctrl;        /* the frame being received is a control frame */
 	int in_binary;      /* the data message being received is binary */
+	uint64_t max_message; /* largest message accepted, all fragments counted */
+	uint64_t msg_len;   /* bytes announced so far for the current message */
 	const struct ws_rx *rx;
 	void *user;
 };
