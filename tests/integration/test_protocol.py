@@ -629,3 +629,14 @@ def test_log_level_filters(runner, start_agent, services, level, allowed):
     for line in a.log().splitlines():
         m = LOG_LINE.match(line)
         assert m and m.group(3) in allowed, line
+
+
+def test_empty_tcp_data_is_harmless(tunnel, services):
+    """An empty DATA payload for a TCP id changes nothing."""
+    s = tunnel.session
+    echo = services.echo()
+    s.open_tcp(53, echo.port, T(5))
+    s.send_many([pack(DATA, TCP, 53), pack(DATA, TCP, 53, 0, b"x"), pack(DATA, TCP, 53)],
+                timeout=T(5))
+    assert s.recv_data(53, 1, T(5)) == b"x"
+    s.expect_silence(53, 0.2)

@@ -163,3 +163,16 @@ def test_udp_to_closed_port(tunnel, services):
     s.open_udp(67, echo.port, T(5))
     s.send_msg(DATA, UDP, 67, 0, b"fine")
     assert recv_datagram(s, 67, T(5)) == b"fine"
+
+
+def test_udp_empty_datagram(tunnel, services):
+    """A zero-length datagram is a datagram: an empty DATA goes out as one,
+    and an empty datagram back is one empty DATA, not an end of stream."""
+    s = tunnel.session
+    echo = services.udp_echo()
+    s.open_udp(68, echo.port, T(5))
+    s.send_msg(DATA, UDP, 68, 0, b"")
+    assert recv_datagram(s, 68, T(5)) == b""
+    s.send_msg(DATA, UDP, 68, 0, b"after")
+    assert recv_datagram(s, 68, T(5)) == b"after"
+    assert [n for _, n in echo.received] == [0, 5]
