@@ -640,3 +640,12 @@ def test_empty_tcp_data_is_harmless(tunnel, services):
                 timeout=T(5))
     assert s.recv_data(53, 1, T(5)) == b"x"
     s.expect_silence(53, 0.2)
+
+
+def test_connect_to_port_zero(tunnel):
+    """CONNECT to port 0 is answered with ERROR for that id, nothing worse."""
+    s = tunnel.session
+    s.send_msg(CONNECT, TCP, 54, 0)
+    m = s.recv_msg(54, T(5))
+    assert (m.type, m.proto) == (ERROR, TCP), describe_full(m)
+    s.pingpong(timeout=T(5))
