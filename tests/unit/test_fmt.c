@@ -1,0 +1,33 @@
+#include "fmt.h"
+#include "unit.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+TEST(fmt_conversions)
+{
+	char b[128];
+
+	CHECK(fmt_snprintf(b, sizeof(b), "a%sb%dc%ud%%", "X", -12, 34u) == 11);
+	CHECK_STR(b, "aXb-12c34d%");
+	fmt_snprintf(b, sizeof(b), "%zu %zd %llu %lu %x %c", (size_t)7, (ssize_t)-3,
+		     18446744073709551615ULL, 5ul, 255u, 'q');
+	CHECK_STR(b, "7 -3 18446744073709551615 5 ff q");
+	fmt_snprintf(b, sizeof(b), "[%04d][%02u][%-5s][%5s][%03ld][%4d]", 7, 3u, "ab", "cd", 9L, -5);
+	CHECK_STR(b, "[0007][03][ab   ][   cd][009][  -5]");
+	fmt_snprintf(b, sizeof(b), "%d %d", INT32_MIN, 0);
+	CHECK_STR(b, "-2147483648 0");
+	const char *volatile none = NULL; /* hidden from the format checker */
+	fmt_snprintf(b, sizeof(b), "%s", none);
+	CHECK_STR(b, "(null)");
+}
+
+TEST(fmt_truncates_like_snprintf)
+{
+	char b[6];
+
+	CHECK(fmt_snprintf(b, sizeof(b), "%s", "hello world") == 11);
+	CHECK_STR(b, "hello");
+	CHECK(fmt_snprintf(b, 1, "xyz") == 3 && b[0] == '\0');
+	CHECK(fmt_snprintf(NULL, 0, "%u", 12345u) == 5);
+}
