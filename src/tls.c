@@ -184,7 +184,6 @@ struct tls {
 	int fail_errno; /* errno those calls set: EPROTO or a socket errno */
 	int hs_done;   /* handshake complete */
 	int eof;       /* the socket reached end of stream */
-	int chacha_only; /* x86 without AES-NI: no AES-GCM suite offered */
 	char errmsg[TLS_ERRMSG_MAX];
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 };
@@ -635,10 +634,6 @@ static void tls_fail(struct tls *t, int err, const char *msg)
 			hint = t->ccert.inner == NULL
 				       ? "; the runner asked for a client certificate (--tls-cert, --tls-key)"
 				       : "; the runner may have refused our client certificate";
-		} else if (t->chacha_only && (e == 0 || e == BR_ERR_RECV_FATAL_ALERT + 40)) {
-			/* handshake_failure, or a hang-up, before any certificate
-			 * request: most likely no common cipher suite. */
-			hint = "; without AES-NI this CPU offers only ChaCha20-Poly1305";
 		}
 		if (hint != NULL) {
 			fmt_snprintf(m + n, cap - n, "%s", hint);
@@ -660,12 +655,12 @@ const char *tls_strerror(const struct tls *t)
 #define SUITES(a) (a), sizeof(a) / sizeof((a)[0])
 
 /* Suites and record ciphers. ChaCha20-Poly1305 always (SSE2 where the CPU
- * has it). AES-GCM: on x86 only with AES-NI and PCLMUL, preferred there;
- * a CPU without them is offered ChaCha20 only, which keeps BearSSL's
- * portable AES and GHASH code out of the x86 binary. Elsewhere (MIPS,
- * ARM) the portable constant-time AES comes after ChaCha20, which is much
- * faster in software. */
-static int set_ciphers(br_ssl_engine_context *eng)
+ * has it), AES-GCM always. On x86 with AES-NI and PCLMUL, AES-GCM uses
+ * them and comes first; everywhere else (MIPS, ARM, x86 without AES-NI)
+ * the portable constant-time AES comes after ChaCha20, which is much
+ * faster in software, so a runner that only speaks AES-GCM is still
+ * reached. */
+static void set_ciphers(br_ssl_engine_context *eng)
 {
 	static const uint16_t aes_first[] = {
 		BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -688,24 +683,20 @@ static int set_ciphers(br_ssl_engine_context *eng)
 	br_ssl_engine_set_chapol(eng, &br_sslrec_in_chapol_vtable, &br_sslrec_out_chapol_vtable);
 	br_ssl_engine_set_chacha20(eng, chacha != NULL ? chacha : br_chacha20_ct_run);
 	br_ssl_engine_set_poly1305(eng, br_poly1305_ctmul_run);
+	br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
 #if defined(__x86_64__) || defined(__i386__)
 	{
 		const br_block_ctr_class *ctr = br_aes_x86ni_ctr_get_vtable();
 		br_ghash ghash = br_ghash_pclmul_get();
 
 		if (ctr != NULL && ghash != NULL) {
-			br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable,
-					      &br_sslrec_out_gcm_vtable);
 			br_ssl_engine_set_aes_ctr(eng, ctr);
 			br_ssl_engine_set_ghash(eng, ghash);
 			br_ssl_engine_set_suites(eng, SUITES(aes_first));
-			return 0;
+			return;
 		}
-		br_ssl_engine_set_suites(eng, chacha_first, 2);
-		return 1;
 	}
-#else
-	br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
+#endif
 	if (sizeof(void *) >= 8) {
 		br_ssl_engine_set_aes_ctr(eng, &br_aes_ct64_ctr_vtable);
 		br_ssl_engine_set_ghash(eng, br_ghash_ctmul64);
@@ -714,9 +705,6 @@ static int set_ciphers(br_ssl_engine_context *eng)
 		br_ssl_engine_set_ghash(eng, br_ghash_ctmul);
 	}
 	br_ssl_engine_set_suites(eng, SUITES(chacha_first));
-	(void)aes_first;
-	return 0;
-#endif
 }
 
 struct tls *tls_new(const struct tls_config *tc, int fd)
@@ -735,7 +723,7 @@ struct tls *tls_new(const struct tls_config *tc, int fd)
 
 	br_ssl_client_zero(&t->cc);
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
-	t->chacha_only = set_ciphers(eng);
+	set_ciphers(eng);
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
 	br_ssl_engine_set_ec(eng, TLS_EC);
 	br_ssl_engine_set_rsavrfy(eng, TLS_RSA_VRFY);
