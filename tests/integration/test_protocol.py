@@ -101,7 +101,9 @@ def test_ipv6_literal(start_agent, services):
 
 
 def test_hostname(runner, start_agent):
-    """A name (localhost) is resolved; every resolved address is tried."""
+    """A name (localhost) is resolved and dialed. (Falling back over several
+    resolved addresses is not tested: /etc/hosts here maps localhost to
+    127.0.0.1 only, and the suite does not edit system files.)"""
     start_agent("ws://localhost:%d" % runner.port)
     s = runner.accept(T(10))
     assert s.path == "/ws/tunnel/" + CID
