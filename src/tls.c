@@ -662,14 +662,6 @@ const char *tls_strerror(const struct tls *t)
  * reached. */
 static void set_ciphers(br_ssl_engine_context *eng)
 {
-	static const uint16_t aes_first[] = {
-		BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-		BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-		BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-		BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-		BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-		BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	};
 	static const uint16_t chacha_first[] = {
 		BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 		BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
@@ -686,6 +678,14 @@ static void set_ciphers(br_ssl_engine_context *eng)
 	br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
 #if defined(__x86_64__) || defined(__i386__)
 	{
+		static const uint16_t aes_first[] = {
+			BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		};
 		const br_block_ctr_class *ctr = br_aes_x86ni_ctr_get_vtable();
 		br_ghash ghash = br_ghash_pclmul_get();
 
