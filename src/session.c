@@ -556,7 +556,11 @@ static void loop(struct session *s)
 		if (s->state == ST_ENDED) {
 			break;
 		}
+		enum state before = s->state;
 		pump(s, now); /* timers may have queued messages */
+		if (s->state != before) {
+			continue; /* e.g. the tunnel just opened: its timers first */
+		}
 
 		int want_write = buf_len(&s->ws.out) > 0;
 		s->pfd[0].fd = s->tr.fd;
