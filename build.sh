@@ -2,7 +2,7 @@
 # tunnel-client build driver.
 #
 #   ./build.sh [build] [--target NAME]   build build/NAME/tunnel-client (default x86_64-linux-musl)
-#   ./build.sh test [--target NAME]      build, then run unit + integration tests
+#   ./build.sh test [--target NAME]      build, check the C style, run unit + integration tests
 #   ./build.sh cross [--target NAME]...  build every target in toolchains/ (or those named)
 #   ./build.sh test-cross [--target NAME]... build and test every target (under qemu)
 #   ... -- PYTEST_ARGS                   extra pytest arguments, e.g. -- -m core
@@ -239,7 +239,10 @@ case $cmd in
 build) build_target "$target" ;;
 test)
 	build_target "$target"
+	style_rc=0
+	"$PY" scripts/check-style.py || style_rc=1
 	run_tests "${args[@]}"
+	exit $style_rc
 	;;
 cross) cross_all no ;;
 test-cross) cross_all yes "${args[@]}" ;;
