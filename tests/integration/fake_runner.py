@@ -1020,10 +1020,13 @@ class UdpEcho:
             except OSError:
                 return
             self.received.append((peer, len(d)))
-            try:
-                self.sock.sendto(d, peer)
-            except OSError:
-                pass
+            self._on_datagram(d, peer)
+
+    def _on_datagram(self, d, peer):
+        try:
+            self.sock.sendto(d, peer)
+        except OSError:
+            pass
 
     def close(self):
         self._stop.set()
@@ -1040,16 +1043,8 @@ class UdpTicker(UdpEcho):
         self.interval = interval
         super().__init__()
 
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                d, peer = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.received.append((peer, len(d)))
-            threading.Thread(target=self._tick, args=(peer,), daemon=True).start()
+    def _on_datagram(self, d, peer):
+        threading.Thread(target=self._tick, args=(peer,), daemon=True).start()
 
     def _tick(self, peer):
         for i in range(self.count):
