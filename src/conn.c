@@ -360,6 +360,12 @@ size_t conn_poll_fill(struct conn_table *t, struct pollfd *pfd, size_t max, int 
 		case CONN_DONE:
 			continue;
 		}
+		if (ev == 0) {
+			/* Nothing wanted now: leave it out, or a hang-up would
+			 * wake poll at once, again and again, while the tunnel
+			 * cannot take its input. */
+			continue;
+		}
 		if (n == max) {
 			break;
 		}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from agent import BINARY, RUN_PREFIX, T
+from agent import BINARY, RUN_PREFIX, SLOW, T
 import fake_runner as fr
 from fake_runner import CLOSE, CONNECT, CONNECTED, DATA, ERROR, TCP, describe_full, pack
 
@@ -168,3 +168,29 @@ def test_slow_but_steady_reader_is_not_stalled(runner, start_agent, services):
     assert sink.eof[0].wait(T(30))
     assert sink.count[0] == total and sink.sha[0].hexdigest() == want.hexdigest()
     assert not s.pending(1), [describe_full(m) for m in s.pending(1)]
+
+
+def test_no_busy_loop_while_tunnel_is_full_and_service_closed(tunnel, services):
+    """A service sends bytes and closes while the runner is not reading: the
+    agent cannot take the input yet and must sleep in poll (its hang-up must
+    not wake it again and again), then deliver everything and one CLOSE."""
+    s, a = tunnel.session, tunnel.agent
+    total = (64 if not RUN_PREFIX else 16) << 20  # more than the kernel buffers
+    data = os.urandom(1 << 20) * (total >> 20)
+    svc = services.send_close(data)
+    s.pause_reading()
+    s.send_msg(CONNECT, TCP, 5, svc.port)
+    time.sleep(T(1))
+    cpu0 = a.cpu_seconds()
+    time.sleep(1.5)
+    used = a.cpu_seconds() - cpu0
+    s.resume_reading()
+    assert used < 0.1 * SLOW, "agent used %.2fs CPU in 1.5s while waiting" % used
+    assert s.recv_msg(5, T(5)).type == CONNECTED
+    got = bytearray()
+    while True:
+        m = s.recv_msg(5, T(30))
+        if m.type == CLOSE:
+            break
+        got += m.payload
+    assert len(got) == total and bytes(got) == data
