@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from agent import RUN_PREFIX, T, clean_env
+from agent import T, clean_env
 from conftest import CID
 import fake_runner as fr
 from fake_runner import (CLOSE, CONNECT, CONNECTED, DATA, ERROR, PING, PONG, TCP,
