@@ -53,7 +53,6 @@ struct session {
 	uint64_t last_rx_ms;     /* last byte from the runner */
 	uint64_t ping_sent_ms;   /* our keepalive ping, 0 if none outstanding */
 	uint64_t open_ms;        /* when the tunnel opened */
-	int failed;              /* set once with the cause logged */
 };
 
 /* Mark the session ended with a cause; later calls keep the first cause. */
@@ -485,8 +484,7 @@ static void session_timers(struct session *s, uint64_t now, uint64_t *next)
 			return;
 		}
 		if (ws_finished(&s->ws) && buf_len(&s->ws.out) == 0) {
-			end(s, LOG_WARN, "closed", wslay_event_get_status_code_sent(s->ws.ctx) ==
-							   WSLAY_CODE_MESSAGE_TOO_BIG
+			end(s, LOG_WARN, "closed", ws_close_code_sent(&s->ws) == 1009
 							   ? "message too big (1009)"
 							   : "WebSocket closed");
 			return;

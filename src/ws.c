@@ -195,6 +195,11 @@ int ws_close_sent(const struct ws *w)
 	return wslay_event_get_close_sent(w->ctx);
 }
 
+uint16_t ws_close_code_sent(const struct ws *w)
+{
+	return ws_close_sent(w) ? wslay_event_get_status_code_sent(w->ctx) : 0;
+}
+
 int ws_finished(const struct ws *w)
 {
 	return !wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx);

@@ -56,6 +56,8 @@ size_t ws_queued(const struct ws *w);
 int ws_close_received(const struct ws *w, uint16_t *code);
 /* Our close frame is framed into `out`. */
 int ws_close_sent(const struct ws *w);
+/* The status code of the close frame we sent (0 if none). */
+uint16_t ws_close_code_sent(const struct ws *w);
 /* Neither side may send or read anything more. */
 int ws_finished(const struct ws *w);
 
