@@ -8,6 +8,7 @@
 #   ... -- PYTEST_ARGS                   extra pytest arguments, e.g. -- -m core
 #   ./build.sh sanitize                  unit + integration tests under ASan/UBSan (glibc gcc)
 #   ./build.sh valgrind                  integration tests with the agent under valgrind
+#   ./build.sh fuzz                      libFuzzer over the pure codecs ($FUZZ_SECONDS, default 30)
 #   ./build.sh demo                      run the agent against a local runner stand-in
 #   ./build.sh clean                     remove build/
 set -euo pipefail
@@ -19,7 +20,7 @@ DEFAULT_TARGET=x86_64-linux-musl
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 usage() {
-	sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//' >&2
 	echo "targets: $(targets | tr '\n' ' ')" >&2
 	exit 2
 }
@@ -46,6 +47,9 @@ ensure_deps() {
 			if [ ! -f deps/src/wslay/.verified ] || [ ! -f deps/src/bearssl/.verified ]; then
 				apt-cache showsrc bearssl 2>/dev/null | grep '^Package:' >/dev/null || missing+=("deb-src entries")
 			fi
+			;;
+		fuzz)
+			command -v clang >/dev/null || missing+=(clang)
 			;;
 		test)
 			[ -x "$PY" ] && "$PY" -c 'import pytest, websockets' 2>/dev/null || missing+=("python3-pytest python3-websockets")
@@ -221,7 +225,7 @@ selected=()
 args=()
 while [ $# -gt 0 ]; do
 	case $1 in
-	build | test | cross | test-cross | sanitize | valgrind | demo | clean) cmd=$1 ;;
+	build | test | cross | test-cross | sanitize | valgrind | fuzz | demo | clean) cmd=$1 ;;
 	--target) [ $# -ge 2 ] || usage; target=$2; selected+=("$2"); shift ;;
 	--target=*) target=${1#--target=}; selected+=("$target") ;;
 	-h | --help | help) usage ;;
@@ -257,6 +261,27 @@ sanitize)
 	run_make all OPT='-O1' STRIP_LDFLAG='' EXTRA_LDFLAGS="$san" \
 		EXTRA_CFLAGS="$san -DBR_LE_UNALIGNED=0 -DBR_BE_UNALIGNED=0"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 run_tests "${args[@]}"
+	;;
+fuzz)
+	# libFuzzer over the pure codecs (tests/fuzz), ASan + UBSan, for
+	# $FUZZ_SECONDS (default 30); the corpus stays in build/fuzz/corpus.
+	load_target "$DEFAULT_TARGET"
+	ensure_deps build fuzz
+	fetch_deps
+	BUILD=build/fuzz TARGET=fuzz CC=clang TARGET_LDFLAGS=''
+	san=('-fsanitize=address,undefined' -fno-sanitize-recover=undefined -g)
+	objs=("$BUILD"/obj/{tunnel,handshake,url,num,fmt}.o)
+	run_make "${objs[@]}" "$BUILD/deps/libbearssl.a" OPT='-O1' STRIP_LDFLAG='' \
+		EXTRA_CFLAGS="${san[*]} -fsanitize=fuzzer-no-link -DBR_LE_UNALIGNED=0 -DBR_BE_UNALIGNED=0"
+	clang "${san[@]}" -fsanitize=fuzzer -Isrc -o "$BUILD/fuzz_parsers" tests/fuzz/fuzz_parsers.c \
+		"${objs[@]}" "$BUILD/deps/libbearssl.a"
+	mkdir -p "$BUILD/corpus"
+	fuzz_rc=0
+	"$BUILD/fuzz_parsers" -max_total_time="${FUZZ_SECONDS:-30}" -timeout=5 -print_final_stats=1 -artifact_prefix="$BUILD/" \
+		"$BUILD/corpus" >"$BUILD/fuzz.log" 2>&1 || fuzz_rc=$?
+	grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)|runtime error' "$BUILD/fuzz.log" || true
+	[ "$fuzz_rc" -eq 0 ] || die "fuzz: the fuzzer found a problem (exit $fuzz_rc, log: $BUILD/fuzz.log)"
+	echo "fuzz: no crash, hang or sanitizer report in ${FUZZ_SECONDS:-30} s"
 	;;
 valgrind)
 	load_target "$DEFAULT_TARGET"
