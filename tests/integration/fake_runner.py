@@ -646,7 +646,36 @@ def server_frame(opcode, payload=b"", fin=True, rsv=0):
     return head + bytes(payload)
 
 
-class RawServer:
+class _Listener:
+    """What RawServer and the TCP services share: a listening socket served
+    by a thread, accepted connections in self._conns, a condition to wait on.
+    Subclasses set self.sock, self._stop, self._cond, self._conns, self._thread."""
+
+    def _wait(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not pred():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("after %.1fs: %s" % (timeout, what()))
+                self._cond.wait(left)
+
+    def _shutdown(self):
+        """Stop accepting and close every connection (the thread ends)."""
+        self._stop.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self._cond:
+            for c in self._conns:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+
+
+class RawServer(_Listener):
     """A TCP server with a misbehaving runner; counts connections.
 
     modes: "silent"         accept and never send a byte
@@ -777,27 +806,11 @@ class RawServer:
                 self._cond.wait(left)
 
     def wait_connections(self, n, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self.connections < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("only %d of %d connections within %.1fs" % (
-                        self.connections, n, timeout))
-                self._cond.wait(left)
+        self._wait(lambda: self.connections >= n, timeout,
+                   lambda: "only %d of %d connections" % (self.connections, n))
 
     def close(self):
-        self._stop.set()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        with self._cond:
-            for c in self._conns:
-                try:
-                    c.close()
-                except OSError:
-                    pass
+        self._shutdown()
         self._thread.join(2)
 
 
@@ -805,7 +818,7 @@ class RawServer:
 # Local services
 
 
-class _TcpService:
+class _TcpService(_Listener):
     """Accept loop in a thread; one thread per connection running self.serve.
 
     held=True: the listen queue is full (backlog 0 plus one filler connection)
@@ -897,29 +910,10 @@ class _TcpService:
         self._wait(lambda: self.finished >= n, timeout,
                    lambda: "%d of %d connections saw EOF" % (self.finished, n))
 
-    def _wait(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not pred():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("after %.1fs: %s" % (timeout, what()))
-                self._cond.wait(left)
-
     def close(self):
-        self._stop.set()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self._shutdown()
         if self._filler is not None:
             self._filler.close()
-        with self._cond:
-            for c in self._conns:
-                try:
-                    c.close()
-                except OSError:
-                    pass
         self._thread.join(2)
 
 
