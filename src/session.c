@@ -556,8 +556,17 @@ static void loop(struct session *s)
 		}
 		enum state before = s->state;
 		pump(s, now); /* timers may have queued messages */
-		if (s->state != before) {
-			continue; /* e.g. the tunnel just opened: its timers first */
+		/* The pump may have opened the tunnel or filled a queue past its
+		 * mark: take the deadlines again so poll wakes for them. Timers
+		 * act only on what is due, so a second pass is harmless; if it
+		 * did act, pump its messages out first. */
+		size_t queued = ws_queued(&s->ws);
+		now = net_now_ms();
+		next = now + 60000;
+		conn_timers(&s->conns, now, &next);
+		session_timers(s, now, &next);
+		if (s->state != before || ws_queued(&s->ws) != queued) {
+			continue;
 		}
 
 		int want_write = buf_len(&s->ws.out) > 0;
