@@ -548,24 +548,21 @@ static void loop(struct session *s)
 		if (s->state == ST_ENDED) {
 			break;
 		}
+		/* Deadlines are taken after the pump, so a queue it filled past
+		 * its mark or a tunnel it opened is in the poll timeout. If the
+		 * timers acted (a message queued, a connection finished, the
+		 * state moved), go round again so the pump carries it out. */
+		enum state before = s->state;
+		size_t queued = ws_queued(&s->ws);
+		size_t live = conn_count(&s->conns);
 		conn_timers(&s->conns, now, &next);
 		session_timers(s, now, &next);
 		conn_reap(&s->conns);
 		if (s->state == ST_ENDED) {
 			break;
 		}
-		enum state before = s->state;
-		pump(s, now); /* timers may have queued messages */
-		/* The pump may have opened the tunnel or filled a queue past its
-		 * mark: take the deadlines again so poll wakes for them. Timers
-		 * act only on what is due, so a second pass is harmless; if it
-		 * did act, pump its messages out first. */
-		size_t queued = ws_queued(&s->ws);
-		now = net_now_ms();
-		next = now + 60000;
-		conn_timers(&s->conns, now, &next);
-		session_timers(s, now, &next);
-		if (s->state != before || ws_queued(&s->ws) != queued) {
+		if (s->state != before || ws_queued(&s->ws) != queued ||
+		    conn_count(&s->conns) != live) {
 			continue;
 		}
 
