@@ -26,7 +26,7 @@ CFLAGS_OWN := $(OPT) $(TARGET_CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werr
               -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
               -Wno-unused-parameter $(EXTRA_CFLAGS) \
               -DTC_VERSION='"$(VERSION)"' -DTC_BUILD_EPOCH=$(BUILD_EPOCH) \
-              -I$(BUILD)/deps/include -I$(WSLAY)/lib/includes -I$(BEARSSL)/inc -Isrc
+              -I$(BUILD)/deps/include -I$(WSLAY)/lib/includes -I$(BEARSSL)/inc
 # One read-only+exec segment (no page padding between code and data), no
 # relro (nothing to protect in a static binary), no build id: about 5 KiB.
 LDFLAGS_OWN := $(TARGET_LDFLAGS) -Wl,--gc-sections -Wl,-z,noseparate-code -Wl,-z,norelro \
@@ -43,13 +43,18 @@ endif
 
 WSLAY_SRC := $(wildcard $(WSLAY)/lib/*.c)
 BEARSSL_SRC := $(shell find $(BEARSSL)/src -name '*.c' 2>/dev/null | LC_ALL=C sort)
-OWN_SRC := $(wildcard src/*.c)
+# src/common: what both programs use; src/agent: the agent's own modules.
+# A program's objects see src/common and their own folder only.
+COMMON_SRC := $(wildcard src/common/*.c)
+AGENT_SRC := $(wildcard src/agent/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
 WSLAY_OBJ := $(patsubst $(WSLAY)/lib/%.c,$(BUILD)/deps/wslay/%.o,$(WSLAY_SRC))
 BEARSSL_OBJ := $(patsubst $(BEARSSL)/src/%.c,$(BUILD)/deps/bearssl/%.o,$(BEARSSL_SRC))
-OWN_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(OWN_SRC))
-LIB_OBJ := $(filter-out $(BUILD)/obj/main.o,$(OWN_OBJ))
+COMMON_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(COMMON_SRC))
+AGENT_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(AGENT_SRC))
+OWN_OBJ := $(COMMON_OBJ) $(AGENT_OBJ)
+LIB_OBJ := $(filter-out $(BUILD)/obj/agent/main.o,$(OWN_OBJ))
 UNIT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRC))
 LIBS := $(BUILD)/deps/libwslay.a $(BUILD)/deps/libbearssl.a
 
@@ -74,13 +79,14 @@ $(BUILD)/deps/libbearssl.a: $(BEARSSL_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^
 	@echo "bearssl: $(words $(BEARSSL_OBJ)) objects"
 
+# src/DIR/x.c sees src/common and src/DIR.
 $(BUILD)/obj/%.o: src/%.c $(BUILD)/deps/include/wslay/wslayver.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_OWN) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_OWN) -Isrc/common -Isrc/$(patsubst %/,%,$(dir $*)) -MMD -MP -c $< -o $@
 
 $(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/deps/include/wslay/wslayver.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_OWN) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_OWN) -Isrc/common -Isrc/agent -MMD -MP -c $< -o $@
 
 $(BUILD)/tunnel-client: $(OWN_OBJ) $(LIBS) $(FLAGS_STAMP)
 	$(CC) $(OPT) $(TARGET_CFLAGS) $(LDFLAGS_OWN) $(STRIP_LDFLAG) -o $@ $(OWN_OBJ) $(LIBS)

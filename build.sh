@@ -270,10 +270,10 @@ fuzz)
 	fetch_deps
 	BUILD=build/fuzz TARGET=fuzz CC=clang TARGET_LDFLAGS=''
 	san=('-fsanitize=address,undefined' -fno-sanitize-recover=undefined -g)
-	objs=("$BUILD"/obj/{tunnel,handshake,url,num,fmt}.o)
+	objs=("$BUILD"/obj/common/{tunnel,handshake,num,fmt}.o "$BUILD"/obj/agent/url.o)
 	run_make "${objs[@]}" "$BUILD/deps/libbearssl.a" OPT='-O1' STRIP_LDFLAG='' \
 		EXTRA_CFLAGS="${san[*]} -fsanitize=fuzzer-no-link -DBR_LE_UNALIGNED=0 -DBR_BE_UNALIGNED=0"
-	clang "${san[@]}" -fsanitize=fuzzer -Isrc -o "$BUILD/fuzz_parsers" tests/fuzz/fuzz_parsers.c \
+	clang "${san[@]}" -fsanitize=fuzzer -Isrc/common -Isrc/agent -o "$BUILD/fuzz_parsers" tests/fuzz/fuzz_parsers.c \
 		"${objs[@]}" "$BUILD/deps/libbearssl.a"
 	mkdir -p "$BUILD/corpus"
 	fuzz_rc=0

@@ -5,7 +5,7 @@
 - no assignment inside a condition;
 - none of atoi, atol, sprintf, vsprintf, strcpy, strcat, strtok, gets.
 
-usage: scripts/check-style.py [FILE.c ...]   (default: src/*.[ch] tests/unit/*.[ch])
+usage: scripts/check-style.py [FILE.c ...]   (default: src/*/*.[ch] tests/*/*.[ch])
 Prints one line per breach (file:line: rule) and exits 1 if there is any.
 """
 import glob
@@ -101,8 +101,8 @@ def check(path):
 
 def main(argv):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    files = argv[1:] or sorted(glob.glob(os.path.join(root, "src", "*.[ch]")) +
-                               glob.glob(os.path.join(root, "tests", "unit", "*.[ch]")))
+    files = argv[1:] or sorted(glob.glob(os.path.join(root, "src", "*", "*.[ch]")) +
+                               glob.glob(os.path.join(root, "tests", "*", "*.[ch]")))
     problems = []
     for f in files:
         problems += check(f)
