@@ -100,6 +100,74 @@ static size_t header_end(const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* One "Name: value" header line, value trimmed. */
+struct header {
+	const char *name;
+	size_t nlen;
+	const char *value;
+	size_t vlen;
+};
+
+/* Index just past the line starting at i (after its LF), at most end. */
+static size_t line_end(const char *s, size_t i, size_t end)
+{
+	while (i < end && s[i] != '\n') {
+		i++;
+	}
+	return i < end ? i + 1 : end;
+}
+
+/* The header line at *i (the block ends at end, after its blank line):
+ * 1 with *h filled and *i moved past it, 0 at the blank line, -1 if the
+ * line is not "Name: value". */
+static int next_header(const char *s, size_t end, size_t *i, struct header *h)
+{
+	size_t line = *i;
+	size_t lend = line;
+
+	while (lend < end && s[lend] != '\r' && s[lend] != '\n') {
+		lend++;
+	}
+	*i = line_end(s, lend, end);
+	if (lend == line) {
+		return 0;
+	}
+	const char *colon = memchr(s + line, ':', lend - line);
+	if (colon == NULL || colon == s + line) {
+		return -1;
+	}
+	h->name = s + line;
+	h->nlen = (size_t)(colon - h->name);
+	h->value = colon + 1;
+	while (h->value < s + lend && (*h->value == ' ' || *h->value == '\t')) {
+		h->value++;
+	}
+	h->vlen = (size_t)(s + lend - h->value);
+	while (h->vlen > 0 && (h->value[h->vlen - 1] == ' ' || h->value[h->vlen - 1] == '\t')) {
+		h->vlen--;
+	}
+	return 1;
+}
+
+static int header_is(const struct header *h, const char *name)
+{
+	size_t n = strlen(name);
+
+	return h->nlen == n && strncasecmp(h->name, name, n) == 0;
+}
+
+/* Copy a header value into a NUL-terminated field; 0, or -1 if it does
+ * not fit. */
+static int copy_value(char *dst, size_t cap, const struct header *h)
+{
+	if (h->vlen >= cap) {
+		return -1;
+	}
+	memcpy(dst, h->value, h->vlen);
+	dst[h->vlen] = '\0';
+	return 0;
+}
+
 enum hs_result hs_parse_response(const uint8_t *p, size_t len, size_t max,
 				 const char *key, size_t *consumed, int *status)
 {
@@ -132,41 +200,20 @@ enum hs_result hs_parse_response(const uint8_t *p, size_t len, size_t max,
 	}
 	hs_accept_for(key, want);
 	/* Header lines after the status line. */
-	size_t i = 0;
-	while (i < end && s[i] != '\n') {
-		i++;
+	struct header h;
+	size_t i = line_end(s, 0, end);
+	int r;
+	for (r = next_header(s, end, &i, &h); r > 0; r = next_header(s, end, &i, &h)) {
+		if (header_is(&h, "Upgrade")) {
+			upgrade = has_token(h.value, h.vlen, "websocket");
+		} else if (header_is(&h, "Connection")) {
+			connection = has_token(h.value, h.vlen, "upgrade");
+		} else if (header_is(&h, "Sec-WebSocket-Accept")) {
+			accept_ok = h.vlen == HS_ACCEPT_LEN && memcmp(h.value, want, HS_ACCEPT_LEN) == 0;
+		}
 	}
-	i++;
-	while (i < end) {
-		size_t line = i;
-		while (i < end && s[i] != '\r') {
-			i++;
-		}
-		size_t lend = i;
-		i += 2; /* CRLF */
-		if (lend == line) {
-			break; /* blank line */
-		}
-		const char *colon = memchr(s + line, ':', lend - line);
-		if (colon == NULL) {
-			return HS_ERR_NOT_HTTP;
-		}
-		size_t nlen = (size_t)(colon - (s + line));
-		const char *v = colon + 1;
-		while (v < s + lend && (*v == ' ' || *v == '\t')) {
-			v++;
-		}
-		size_t vlen = (size_t)(s + lend - v);
-		while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) {
-			vlen--;
-		}
-		if (nlen == 7 && strncasecmp(s + line, "Upgrade", 7) == 0) {
-			upgrade = has_token(v, vlen, "websocket");
-		} else if (nlen == 10 && strncasecmp(s + line, "Connection", 10) == 0) {
-			connection = has_token(v, vlen, "upgrade");
-		} else if (nlen == 20 && strncasecmp(s + line, "Sec-WebSocket-Accept", 20) == 0) {
-			accept_ok = vlen == HS_ACCEPT_LEN && memcmp(v, want, HS_ACCEPT_LEN) == 0;
-		}
+	if (r < 0) {
+		return HS_ERR_NOT_HTTP;
 	}
 	if (!upgrade || !connection) {
 		return HS_ERR_UPGRADE;
@@ -176,6 +223,108 @@ enum hs_result hs_parse_response(const uint8_t *p, size_t len, size_t max,
 	}
 	*consumed = end;
 	return HS_DONE;
+}
+
+enum hs_result hs_parse_request(const uint8_t *p, size_t len, size_t max, struct hs_request *req,
+				size_t *consumed)
+{
+	const char *s = (const char *)p;
+	size_t end;
+	size_t i;
+	int upgrade = 0;
+	int connection = 0;
+	int r;
+	struct header h;
+
+	memset(req, 0, sizeof(*req));
+	size_t pre = len < 4 ? len : 4;
+	if (memcmp(s, "GET ", pre) != 0) {
+		return HS_ERR_NOT_HTTP;
+	}
+	end = header_end(p, len < max ? len : max);
+	if (end == 0) {
+		return len >= max ? HS_ERR_TOO_BIG : HS_NEED_MORE;
+	}
+	/* Request line: GET SP target SP HTTP/1.1 */
+	size_t target = 4;
+	size_t t_end = target;
+	while (t_end < end && s[t_end] != ' ' && s[t_end] != '\r' && s[t_end] != '\n') {
+		t_end++;
+	}
+	if (t_end == target || t_end + 9 > end || memcmp(s + t_end, " HTTP/1.1", 9) != 0 ||
+	    s[target] != '/') {
+		return HS_ERR_NOT_HTTP;
+	}
+	if (t_end - target >= sizeof(req->path)) {
+		return HS_ERR_TOO_BIG;
+	}
+	memcpy(req->path, s + target, t_end - target);
+	i = line_end(s, t_end, end);
+	for (r = next_header(s, end, &i, &h); r > 0; r = next_header(s, end, &i, &h)) {
+		if (header_is(&h, "Upgrade")) {
+			upgrade = has_token(h.value, h.vlen, "websocket");
+		} else if (header_is(&h, "Connection")) {
+			connection = has_token(h.value, h.vlen, "upgrade");
+		} else if (header_is(&h, "Sec-WebSocket-Key")) {
+			if (h.vlen != HS_KEY_LEN || copy_value(req->key, sizeof(req->key), &h) != 0) {
+				return HS_ERR_KEY;
+			}
+		} else if (header_is(&h, "Sec-WebSocket-Version")) {
+			req->version_ok = h.vlen == 2 && memcmp(h.value, "13", 2) == 0;
+		} else if (header_is(&h, "User-Agent")) {
+			size_t n = h.vlen < sizeof(req->user_agent) - 1 ? h.vlen : sizeof(req->user_agent) - 1;
+			memcpy(req->user_agent, h.value, n); /* a long one is cut, not refused */
+		} else if (header_is(&h, "Authorization")) {
+			if (copy_value(req->authorization, sizeof(req->authorization), &h) != 0) {
+				return HS_ERR_TOO_BIG;
+			}
+		}
+	}
+	if (r < 0) {
+		return HS_ERR_NOT_HTTP;
+	}
+	if (!upgrade || !connection) {
+		return HS_ERR_UPGRADE;
+	}
+	if (req->key[0] == '\0') {
+		return HS_ERR_KEY;
+	}
+	if (!req->version_ok) {
+		return HS_ERR_VERSION;
+	}
+	*consumed = end;
+	return HS_DONE;
+}
+
+int hs_response_101(char *out, size_t outlen, const char *key)
+{
+	char accept[HS_ACCEPT_LEN + 1];
+	int n;
+
+	hs_accept_for(key, accept);
+	n = fmt_snprintf(out, outlen,
+			 "HTTP/1.1 101 Switching Protocols\r\n"
+			 "Upgrade: websocket\r\n"
+			 "Connection: Upgrade\r\n"
+			 "Sec-WebSocket-Accept: %s\r\n"
+			 "\r\n",
+			 accept);
+	return (n < 0 || (size_t)n >= outlen) ? -1 : n;
+}
+
+int hs_response_refuse(char *out, size_t outlen, int status, const char *reason)
+{
+	int n = fmt_snprintf(out, outlen,
+			     "HTTP/1.1 %d %s\r\n"
+			     "%s"
+			     "Content-Type: text/plain\r\n"
+			     "Content-Length: %u\r\n"
+			     "Connection: close\r\n"
+			     "\r\n"
+			     "%s\n",
+			     status, reason, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
+			     (unsigned)strlen(reason) + 1, reason);
+	return (n < 0 || (size_t)n >= outlen) ? -1 : n;
 }
 
 const char *hs_strerror(enum hs_result r)
@@ -195,6 +344,10 @@ const char *hs_strerror(enum hs_result r)
 		return "response lacks Upgrade: websocket / Connection: upgrade";
 	case HS_ERR_ACCEPT:
 		return "wrong Sec-WebSocket-Accept";
+	case HS_ERR_KEY:
+		return "missing or malformed Sec-WebSocket-Key";
+	case HS_ERR_VERSION:
+		return "unsupported Sec-WebSocket-Version";
 	}
 	return "?";
 }

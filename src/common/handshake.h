@@ -1,5 +1,7 @@
 /* handshake: the WebSocket HTTP/1.1 upgrade (RFC 6455 section 4) as pure
- * functions on bytes; the session does the I/O. */
+ * functions on bytes, both sides: the agent's request and the check of the
+ * response, the server's parse of a request and its answers. The callers
+ * do the I/O. */
 #ifndef HANDSHAKE_H
 #define HANDSHAKE_H
 
@@ -17,6 +19,21 @@ enum hs_result {
 	HS_ERR_STATUS = -3,  /* a status other than 101 (in *status) */
 	HS_ERR_UPGRADE = -4, /* missing/wrong Upgrade or Connection header */
 	HS_ERR_ACCEPT = -5,  /* Sec-WebSocket-Accept missing or wrong */
+	HS_ERR_KEY = -6,     /* request: Sec-WebSocket-Key missing or malformed */
+	HS_ERR_VERSION = -7, /* request: Sec-WebSocket-Version is not 13 */
+};
+
+#define HS_PATH_MAX 512
+#define HS_USER_AGENT_MAX 128
+#define HS_AUTH_MAX 512
+
+/* What a server needs from an upgrade request. */
+struct hs_request {
+	char path[HS_PATH_MAX];                /* request target, starts with '/' */
+	char key[HS_KEY_LEN + 1];              /* Sec-WebSocket-Key */
+	char user_agent[HS_USER_AGENT_MAX];    /* cut to fit; "" if none */
+	char authorization[HS_AUTH_MAX];       /* "" if none; a secret */
+	int version_ok;                        /* Sec-WebSocket-Version: 13 */
 };
 
 /* base64 of 16 nonce bytes into key (HS_KEY_LEN + 1 bytes, NUL-terminated). */
@@ -31,6 +48,20 @@ int hs_request(char *out, size_t outlen, const char *host, const char *path,
  * status when one was read. At most max bytes of header are accepted. */
 enum hs_result hs_parse_response(const uint8_t *p, size_t len, size_t max,
 				 const char *key, size_t *consumed, int *status);
+/* Parse an upgrade request in p[0..len) (at most max header bytes). On
+ * HS_DONE *consumed is the header length. HS_ERR_NOT_HTTP: not a GET
+ * HTTP/1.1 request (400); HS_ERR_TOO_BIG: header block, target or
+ * Authorization too long (431); HS_ERR_UPGRADE, HS_ERR_KEY: not a
+ * WebSocket upgrade (400); HS_ERR_VERSION: answer 426. */
+enum hs_result hs_parse_request(const uint8_t *p, size_t len, size_t max, struct hs_request *req,
+				size_t *consumed);
+/* The 101 answer for a request's key; its length, or -1 if out is too
+ * small. */
+int hs_response_101(char *out, size_t outlen, const char *key);
+/* A refusal ("HTTP/1.1 401 Unauthorized" ...) with the reason as a plain
+ * text body and Connection: close; 426 also names version 13. Its length,
+ * or -1. */
+int hs_response_refuse(char *out, size_t outlen, int status, const char *reason);
 const char *hs_strerror(enum hs_result r);
 
 #endif

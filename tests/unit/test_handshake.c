@@ -89,3 +89,81 @@ TEST(handshake_response_errors)
 	memcpy(big, "HTTP/1.1 101 OK\r\nX: ", 20);
 	CHECK(parse_str(big, &status) == HS_ERR_TOO_BIG);
 }
+
+static const char good_req[] =
+	"GET /ws/tunnel/box-1 HTTP/1.1\r\n"
+	"Host: example:8001\r\n"
+	"upgrade: WebSocket\r\n"
+	"Connection: keep-alive, Upgrade\r\n"
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	"Sec-WebSocket-Version: 13\r\n"
+	"User-Agent: tunnel-client/0.1.0 (x86_64-linux-musl)\r\n"
+	"Authorization: Bearer s3cret\r\n"
+	"\r\n"
+	"\x82\x80";
+
+TEST(handshake_request_parse_byte_by_byte)
+{
+	size_t hdr = sizeof(good_req) - 1 - 2;
+	size_t used = 0;
+	struct hs_request r;
+
+	for (size_t n = 0; n < hdr; n++) {
+		CHECK(hs_parse_request((const uint8_t *)good_req, n, 8192, &r, &used) == HS_NEED_MORE);
+	}
+	CHECK(hs_parse_request((const uint8_t *)good_req, hdr + 2, 8192, &r, &used) == HS_DONE);
+	CHECK(used == hdr);
+	CHECK_STR(r.path, "/ws/tunnel/box-1");
+	CHECK_STR(r.key, rfc_key);
+	CHECK_STR(r.user_agent, "tunnel-client/0.1.0 (x86_64-linux-musl)");
+	CHECK_STR(r.authorization, "Bearer s3cret");
+	CHECK(r.version_ok);
+}
+
+static enum hs_result parse_req(const char *s)
+{
+	size_t used;
+	struct hs_request r;
+
+	return hs_parse_request((const uint8_t *)s, strlen(s), 8192, &r, &used);
+}
+
+TEST(handshake_request_errors)
+{
+	CHECK(parse_req("POST / HTTP/1.1\r\n") == HS_ERR_NOT_HTTP);
+	CHECK(parse_req("GET / HTTP/1.0\r\n\r\n") == HS_ERR_NOT_HTTP);
+	CHECK(parse_req("GET nopath HTTP/1.1\r\n\r\n") == HS_ERR_NOT_HTTP);
+	CHECK(parse_req("GET / HTTP/1.1\r\nbroken\r\n\r\n") == HS_ERR_NOT_HTTP);
+	CHECK(parse_req("GET / HTTP/1.1\r\nHost: x\r\n\r\n") == HS_ERR_UPGRADE);
+	CHECK(parse_req("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+			"Sec-WebSocket-Version: 13\r\n\r\n") == HS_ERR_KEY);
+	CHECK(parse_req("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+			"Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n") == HS_ERR_KEY);
+	CHECK(parse_req("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			"Sec-WebSocket-Version: 8\r\n\r\n") == HS_ERR_VERSION);
+	char big[9000];
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(parse_req(big) == HS_ERR_TOO_BIG);
+}
+
+TEST(handshake_server_answers)
+{
+	char out[256];
+	int n = hs_response_101(out, sizeof(out), rfc_key);
+	size_t used = 0;
+	int status = 0;
+
+	CHECK(n > 0);
+	CHECK(hs_parse_response((const uint8_t *)out, (size_t)n, 8192, rfc_key, &used, &status) ==
+	      HS_DONE);
+	CHECK(used == (size_t)n);
+	n = hs_response_refuse(out, sizeof(out), 426, "Upgrade Required");
+	CHECK(n > 0 && strncmp(out, "HTTP/1.1 426 Upgrade Required\r\n", 31) == 0);
+	CHECK(strstr(out, "Sec-WebSocket-Version: 13\r\n") != NULL);
+	CHECK(hs_parse_response((const uint8_t *)out, (size_t)n, 8192, rfc_key, &used, &status) ==
+	      HS_ERR_STATUS && status == 426);
+	CHECK(hs_response_refuse(out, 20, 401, "Unauthorized") == -1);
+}
