@@ -630,7 +630,7 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	s.pfd = calloc(env->cfg->max_conns + 1, sizeof(*s.pfd));
 	s.scratch = malloc(TUNNEL_HDR_LEN + TC_DATA_MAX);
 	if (s.pfd == NULL || s.scratch == NULL ||
-	    ws_init(&s.ws, env->cfg->max_message, &rx_ops, &s) != 0 ||
+	    ws_init(&s.ws, 0, env->cfg->max_message, &rx_ops, &s) != 0 ||
 	    transport_init(&s.tr, fd, env->tls) != 0) {
 		log_error("out of memory starting a session");
 		if (s.tr.fd < 0) {

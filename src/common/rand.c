@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -64,4 +65,27 @@ uint32_t rand_below(uint32_t n)
 		v = (uint32_t)getpid();
 	}
 	return v % n;
+}
+
+void rand_pool_init(struct rand_pool *p)
+{
+	p->used = RAND_POOL_LEN;
+}
+
+int rand_pool_take(struct rand_pool *p, void *buf, size_t len)
+{
+	if (len > RAND_POOL_LEN) {
+		return -1;
+	}
+	if (RAND_POOL_LEN - p->used < len) {
+		if (rand_bytes(p->bytes, RAND_POOL_LEN) != 0) {
+			return -1;
+		}
+		p->used = 0;
+	}
+	memcpy(buf, p->bytes + p->used, len);
+	/* Handed-out bytes are not kept. */
+	memset(p->bytes + p->used, 0, len);
+	p->used += len;
+	return 0;
 }

@@ -36,7 +36,9 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 
 static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
 {
-	return rand_bytes(buf, len) == 0 ? 0 : -1;
+	struct ws *w = user;
+
+	return rand_pool_take(&w->masks, buf, len);
 }
 
 static void frame_start_cb(wslay_event_context_ptr ctx,
@@ -60,7 +62,7 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
 	 * whole message here. */
 	w->msg_len += arg->payload_length;
 	if (w->msg_len > w->max_message && w->in_binary) {
-		log_warn("runner message over %llu bytes: closing 1009",
+		log_warn("%s message over %llu bytes: closing 1009", w->server ? "agent" : "runner",
 			 (unsigned long long)w->max_message);
 		w->in_binary = 0; /* deliver nothing more of it */
 		wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG, NULL, 0);
@@ -87,17 +89,19 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 		w->rx->msg_end(w->user);
 		break;
 	case WSLAY_TEXT_FRAME:
-		log_info("text message from runner ignored");
+		log_info("text message from %s ignored", w->server ? "agent" : "runner");
 		break;
 	case WSLAY_CONNECTION_CLOSE:
-		log_info("runner sent close code=%u", (unsigned)arg->status_code);
+		log_info("%s sent close code=%u", w->server ? "agent" : "runner",
+			 (unsigned)arg->status_code);
 		break;
 	default:
 		break; /* ping is answered by wslay; pong only proves liveness */
 	}
 }
 
-int ws_init(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user)
+int ws_init(struct ws *w, int server, uint64_t max_message, const struct ws_rx *rx,
+	    void *user)
 {
 	static const struct wslay_event_callbacks cbs = {
 		recv_cb, send_cb, genmask_cb, frame_start_cb, frame_chunk_cb, NULL, msg_cb,
@@ -109,7 +113,10 @@ int ws_init(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *us
 	w->user = user;
 	w->rx = rx;
 	w->max_message = max_message;
-	if (wslay_event_context_client_init(&w->ctx, &cbs, w) != 0) {
+	w->server = server;
+	rand_pool_init(&w->masks);
+	if ((server ? wslay_event_context_server_init(&w->ctx, &cbs, w)
+		    : wslay_event_context_client_init(&w->ctx, &cbs, w)) != 0) {
 		w->ctx = NULL;
 		return -1;
 	}
@@ -155,6 +162,99 @@ int ws_frame(struct ws *w)
 	}
 	buf_commit(&w->out, (size_t)n);
 	return n > 0;
+}
+
+/* Frame header bytes for a payload of len bytes (mask key included). */
+static size_t header_len(const struct ws *w, size_t len)
+{
+	size_t n = len < 126 ? 2 : len <= WS_LEN16_MAX ? 4 : 10;
+
+	return w->server ? n : n + 4;
+}
+
+uint8_t *ws_data_begin(struct ws *w, size_t max)
+{
+	size_t avail;
+	uint8_t *p;
+
+	w->frame = NULL;
+	if (wslay_event_get_queued_msg_count(w->ctx) != 0 || wslay_event_get_close_sent(w->ctx)) {
+		return NULL;
+	}
+	w->frame_hdr = header_len(w, max < 126 ? 126 : max);
+	p = buf_space(&w->out, &avail);
+	if (p == NULL || avail < w->frame_hdr + max) {
+		return NULL;
+	}
+	w->frame = p;
+	return p + w->frame_hdr;
+}
+
+void ws_data_end(struct ws *w, size_t len)
+{
+	size_t hdr = header_len(w, len);
+	uint8_t *h = w->frame;
+	uint8_t *payload = h + hdr;
+	size_t i = 2;
+
+	if (hdr != w->frame_hdr) {
+		memmove(payload, h + w->frame_hdr, len); /* a shorter length form */
+	}
+	h[0] = 0x80 | WSLAY_BINARY_FRAME; /* FIN, one frame per message */
+	h[1] = w->server ? 0 : 0x80;
+	if (len < 126) {
+		h[1] |= (uint8_t)len;
+	} else if (len <= WS_LEN16_MAX) {
+		h[1] |= 126;
+		h[i++] = (uint8_t)(len >> 8);
+		h[i++] = (uint8_t)len;
+	} else {
+		h[1] |= 127;
+		for (int shift = 56; shift >= 0; shift -= 8) {
+			h[i++] = (uint8_t)((uint64_t)len >> shift);
+		}
+	}
+	if (!w->server) {
+		/* Without a key the frame must not go out: an all-zero key
+		 * is still a valid frame, and kernel randomness failing is
+		 * not a per-frame event. */
+		if (rand_pool_take(&w->masks, h + i, 4) != 0) {
+			memset(h + i, 0, 4);
+		}
+		ws_mask(payload, len, h + i);
+	}
+	buf_commit(&w->out, hdr + len);
+	w->frame = NULL;
+}
+
+void ws_mask(uint8_t *p, size_t n, const uint8_t key[4])
+{
+	size_t i = 0;
+
+	/* Byte at a time up to an 8-byte boundary, then whole words with the
+	 * key rotated to match, then the tail. XOR works in memory order, so
+	 * the byte order of the machine does not matter. */
+	while (i < n && ((uintptr_t)(p + i) & 7) != 0) {
+		p[i] ^= key[i & 3];
+		i++;
+	}
+	if (n - i >= 8) {
+		uint8_t k8[8];
+		uint64_t k;
+		for (size_t j = 0; j < 8; j++) {
+			k8[j] = key[(i + j) & 3];
+		}
+		memcpy(&k, k8, sizeof(k));
+		for (; n - i >= 8; i += 8) {
+			uint64_t v;
+			memcpy(&v, p + i, sizeof(v));
+			v ^= k;
+			memcpy(p + i, &v, sizeof(v));
+		}
+	}
+	for (; i < n; i++) {
+		p[i] ^= key[i & 3];
+	}
 }
 
 int ws_send_binary(struct ws *w, const uint8_t *msg, size_t len)

@@ -1,11 +1,19 @@
-/* ws: the WebSocket layer over wslay's event API (client side). Bytes from
- * the transport go into `in`, framed bytes for the transport come out of
- * `out`; wslay never touches a socket. Incoming binary messages are
+/* ws: the WebSocket layer over wslay's event API, client (agent) or server
+ * (runner) side. Bytes from the transport go into `in`, framed bytes for the
+ * transport come out of `out`; wslay never touches a socket. Incoming binary messages are
  * streamed, not buffered: msg_data receives the payload in pieces (at most
  * 4 KiB each, wslay's frame buffer), between a msg_start and a msg_end, so
  * a large message costs no large allocation. The callbacks run inside
  * ws_recv and must not free the session. Text messages are logged and
- * ignored; pings are answered by wslay. */
+ * ignored; pings are answered by wslay.
+ *
+ * Sending: small messages (tunnel replies, pings, close) are queued in
+ * wslay and framed by ws_frame(). Bulk binary messages (DATA) take the fast
+ * path instead: ws_data_begin() lends room in `out` right after the bytes
+ * already framed, the caller writes the payload there (a socket read), and
+ * ws_data_end() writes the frame header in front and masks the payload in
+ * place: no allocation and no copy. The fast path is open only while wslay
+ * has nothing queued, so it never splits or overtakes a frame of wslay's. */
 #ifndef WS_H
 #define WS_H
 
@@ -15,6 +23,10 @@
 #include <wslay/wslay.h>
 
 #include "buf.h"
+#include "rand.h"
+
+/* Largest payload whose frame has the 16-bit length form. */
+#define WS_LEN16_MAX 65535
 
 /* Receivers of streamed binary messages. */
 struct ws_rx {
@@ -34,10 +46,16 @@ struct ws {
 	uint64_t msg_len;   /* bytes announced so far for the current message */
 	const struct ws_rx *rx;
 	void *user;
+	int server;         /* runner side: frames are not masked */
+	uint8_t *frame;     /* ws_data_begin's reservation in `out`, or NULL */
+	size_t frame_hdr;   /* header bytes reserved in front of it */
+	struct rand_pool masks; /* mask keys (client side) */
 };
 
-/* Client context with a max message size. 0 or -1 (out of memory). */
-int ws_init(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user);
+/* A client (server = 0) or server context, accepting peer messages of at
+ * most max_message bytes. 0 or -1 (out of memory). */
+int ws_init(struct ws *w, int server, uint64_t max_message, const struct ws_rx *rx,
+	    void *user);
 void ws_free(struct ws *w);
 /* Parse what is in `in` until it is empty or paused. 0, or -1 if the
  * WebSocket failed (protocol error, out of memory). */
@@ -45,6 +63,19 @@ int ws_recv(struct ws *w);
 /* Frame queued messages into `out` while there is room. 1 if bytes were
  * framed, 0 if not, -1 on failure. */
 int ws_frame(struct ws *w);
+/* Room for one binary message of up to max payload bytes, written straight
+ * into `out`: the caller writes the payload at the pointer returned, then
+ * calls ws_data_end() (or nothing, to give the room back) before any other
+ * call on w. NULL when wslay has a frame queued or partly framed, when a
+ * close frame was sent, or when `out` has no room. A max up to WS_LEN16_MAX
+ * keeps ws_data_end's fix-up tiny (payloads under 126 bytes move 2 bytes). */
+uint8_t *ws_data_begin(struct ws *w, size_t max);
+/* Frame the len (<= max) payload bytes written at ws_data_begin's pointer:
+ * header in front, payload masked in place (client), bytes committed. */
+void ws_data_end(struct ws *w, size_t len);
+/* XOR p[0..n) with the 4-byte key, starting at key byte 0; word at a time,
+ * any alignment, any byte order. Pure (exposed for tests). */
+void ws_mask(uint8_t *p, size_t n, const uint8_t key[4]);
 /* Queue a binary message (copied). 0, or -1 once closing. */
 int ws_send_binary(struct ws *w, const uint8_t *msg, size_t len);
 int ws_send_ping(struct ws *w);
