@@ -7,7 +7,7 @@
 
 /* Kernel random bytes drawn ahead, handed out a few at a time (WebSocket
  * mask keys: one syscall per RAND_POOL_LEN bytes instead of per frame). */
-#define RAND_POOL_LEN 64
+#define RAND_POOL_LEN 256
 
 struct rand_pool {
 	uint8_t bytes[RAND_POOL_LEN];

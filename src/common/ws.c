@@ -14,6 +14,9 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	size_t have;
 	const uint8_t *p = buf_data(&w->in, &have);
 
+	if (w->server && have > w->wslay_left) {
+		have = (size_t)w->wslay_left; /* one frame at a time */
+	}
 	if (w->paused || have == 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
@@ -23,6 +26,9 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	}
 	memcpy(buf, p, len);
 	buf_consume(&w->in, len);
+	if (w->server) {
+		w->wslay_left -= len;
+	}
 	return (ssize_t)len;
 }
 
@@ -100,8 +106,11 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	}
 }
 
-int ws_init(struct ws *w, int server, uint64_t max_message, const struct ws_rx *rx,
-	    void *user)
+typedef int (*ctx_init_fn)(wslay_event_context_ptr *ctx,
+			  const struct wslay_event_callbacks *callbacks, void *user);
+
+static int init(struct ws *w, ctx_init_fn ctx_init, int server, uint64_t max_message,
+		const struct ws_rx *rx, void *user)
 {
 	static const struct wslay_event_callbacks cbs = {
 		recv_cb, send_cb, genmask_cb, frame_start_cb, frame_chunk_cb, NULL, msg_cb,
@@ -115,14 +124,23 @@ int ws_init(struct ws *w, int server, uint64_t max_message, const struct ws_rx *
 	w->max_message = max_message;
 	w->server = server;
 	rand_pool_init(&w->masks);
-	if ((server ? wslay_event_context_server_init(&w->ctx, &cbs, w)
-		    : wslay_event_context_client_init(&w->ctx, &cbs, w)) != 0) {
+	if (ctx_init(&w->ctx, &cbs, w) != 0) {
 		w->ctx = NULL;
 		return -1;
 	}
 	wslay_event_config_set_max_recv_msg_length(w->ctx, max_message);
 	wslay_event_config_set_no_buffering(w->ctx, 1);
 	return 0;
+}
+
+int ws_init_client(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user)
+{
+	return init(w, wslay_event_context_client_init, 0, max_message, rx, user);
+}
+
+int ws_init_server(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user)
+{
+	return init(w, wslay_event_context_server_init, 1, max_message, rx, user);
 }
 
 void ws_free(struct ws *w)
@@ -135,12 +153,125 @@ void ws_free(struct ws *w)
 	buf_free(&w->out);
 }
 
+/* At a frame boundary (server side): parse the next frame's header. A
+ * single-frame binary message becomes the fast frame; any other frame is
+ * left for wslay (wslay_left = its length). 0 if the header is not all
+ * here yet, 1 otherwise. */
+static int next_frame(struct ws *w)
+{
+	size_t have;
+	const uint8_t *p = buf_data(&w->in, &have);
+	size_t h = 2;
+	uint64_t len;
+	int minimal = 1;
+
+	if (have < 2) {
+		return 0;
+	}
+	int fin = p[0] >> 7;
+	int rsv = (p[0] >> 4) & 7;
+	int op = p[0] & 0xf;
+	int masked = p[1] >> 7;
+	len = p[1] & 0x7f;
+	if (len == 126) {
+		if (have < 4) {
+			return 0;
+		}
+		len = (uint64_t)p[2] << 8 | p[3];
+		minimal = len >= 126;
+		h = 4;
+	} else if (len == 127) {
+		if (have < 10) {
+			return 0;
+		}
+		len = 0;
+		for (int i = 2; i < 10; i++) {
+			len = len << 8 | p[i];
+		}
+		minimal = len > WS_LEN16_MAX && len >> 63 == 0;
+		h = 10;
+	}
+	if (masked) {
+		h += 4;
+	}
+	if (have < h) {
+		return 0;
+	}
+	if (!fin || rsv != 0 || op != WSLAY_BINARY_FRAME || !masked || !minimal ||
+	    w->fragmented || len > w->max_message) {
+		if ((op & 0x8) == 0) {
+			w->fragmented = op != WSLAY_CONTINUATION_FRAME ? !fin : (w->fragmented && !fin);
+		}
+		/* wslay rejects a length over 2^63; any non-zero left will do. */
+		w->wslay_left = len >> 62 != 0 ? UINT64_MAX : h + len;
+		return 1;
+	}
+	memcpy(w->fast_key, p + h - 4, 4);
+	buf_consume(&w->in, h);
+	w->fast = 1;
+	w->fast_left = len;
+	w->fast_off = 0;
+	w->rx->msg_start(w->user);
+	return 1;
+}
+
+/* Deliver what is here of the fast frame, unmasked in place. */
+static void fast_payload(struct ws *w)
+{
+	size_t have;
+	/* Our own input buffer: unmasked where it lies. */
+	uint8_t *p = (uint8_t *)buf_data(&w->in, &have);
+	size_t n = have < w->fast_left ? have : (size_t)w->fast_left;
+	uint8_t key[4];
+
+	for (size_t i = 0; i < 4; i++) {
+		key[i] = w->fast_key[(w->fast_off + i) & 3];
+	}
+	if (n > 0) {
+		ws_mask(p, n, key);
+		w->rx->msg_data(w->user, p, n);
+		buf_consume(&w->in, n);
+		w->fast_left -= n;
+		w->fast_off += n;
+	}
+	if (w->fast_left == 0) {
+		w->fast = 0;
+		w->rx->msg_end(w->user);
+	}
+}
+
 int ws_recv(struct ws *w)
 {
 	if (buf_len(&w->in) == 0 || w->paused || !wslay_event_want_read(w->ctx)) {
 		return 0;
 	}
 	return wslay_event_recv(w->ctx) == 0 ? 0 : -1;
+}
+
+int ws_recv_server(struct ws *w)
+{
+	while (!w->paused && wslay_event_want_read(w->ctx)) {
+		size_t have = buf_len(&w->in);
+		if (w->fast) {
+			if (have == 0 && w->fast_left > 0) {
+				break; /* the rest of the frame has not arrived */
+			}
+			fast_payload(w);
+		} else if (w->wslay_left > 0) {
+			if (have == 0) {
+				break;
+			}
+			if (wslay_event_recv(w->ctx) != 0) {
+				return -1;
+			}
+			if (buf_len(&w->in) == have) {
+				break; /* wslay took nothing */
+			}
+		} else if (!next_frame(w)) {
+			break; /* the next header is not all here */
+		}
+	}
+	return 0;
 }
 
 int ws_frame(struct ws *w)

@@ -4,7 +4,12 @@
  * streamed, not buffered: msg_data receives the payload in pieces (at most
  * 4 KiB each, wslay's frame buffer), between a msg_start and a msg_end, so
  * a large message costs no large allocation. The callbacks run inside
- * ws_recv and must not free the session. Text messages are logged and
+ * ws_recv and must not free the session. On the server side, a binary
+ * message in one frame (the agent's DATA) is parsed here instead and
+ * unmasked in place a word at a time; wslay's loop unmasks byte by byte.
+ * Every other frame (control, text, fragments, anything odd or too big)
+ * is fed to wslay whole, one at a time, so wslay stays the judge of the
+ * protocol, answers pings and runs the close handshake. Text messages are logged and
  * ignored; pings are answered by wslay.
  *
  * Sending: small messages (tunnel replies, pings, close) are queued in
@@ -46,20 +51,30 @@ struct ws {
 	uint64_t msg_len;   /* bytes announced so far for the current message */
 	const struct ws_rx *rx;
 	void *user;
-	int server;         /* runner side: frames are not masked */
+	int server;         /* runner side: our frames are not masked */
+	/* Server-side receive: bytes of the frame wslay is being fed, and the
+	 * frame parsed here (payload bytes to come, done, and its key). */
+	uint64_t wslay_left;
+	int fast;
+	uint64_t fast_left;
+	uint64_t fast_off;
+	uint8_t fast_key[4];
+	int fragmented;     /* a fragmented message (wslay's) is in progress */
 	uint8_t *frame;     /* ws_data_begin's reservation in `out`, or NULL */
 	size_t frame_hdr;   /* header bytes reserved in front of it */
 	struct rand_pool masks; /* mask keys (client side) */
 };
 
-/* A client (server = 0) or server context, accepting peer messages of at
- * most max_message bytes. 0 or -1 (out of memory). */
-int ws_init(struct ws *w, int server, uint64_t max_message, const struct ws_rx *rx,
-	    void *user);
+/* A client (agent) or server (runner side) context, accepting peer
+ * messages of at most max_message bytes. 0 or -1 (out of memory). */
+int ws_init_client(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user);
+int ws_init_server(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user);
 void ws_free(struct ws *w);
 /* Parse what is in `in` until it is empty or paused. 0, or -1 if the
- * WebSocket failed (protocol error, out of memory). */
+ * WebSocket failed (protocol error, out of memory). ws_recv is the client
+ * side's; ws_recv_server the server side's, with the fast path. */
 int ws_recv(struct ws *w);
+int ws_recv_server(struct ws *w);
 /* Frame queued messages into `out` while there is room. 1 if bytes were
  * framed, 0 if not, -1 on failure. */
 int ws_frame(struct ws *w);

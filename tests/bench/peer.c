@@ -77,6 +77,7 @@ struct peer {
 
 static uint8_t pattern[CHUNK];
 static volatile sig_atomic_t stopped;
+static int finished; /* the result is out: the agent may go */
 
 static void on_term(int sig)
 {
@@ -277,6 +278,9 @@ static void pump(struct peer *p)
 
 		if (dst != NULL) {
 			ssize_t n = read(p->fd, dst, avail);
+			if (n == 0 && finished) {
+				exit(0);
+			}
 			if (n == 0) {
 				fail("the agent closed the tunnel");
 			}
@@ -288,7 +292,7 @@ static void pump(struct peer *p)
 				moved = 1;
 			}
 		}
-		if (ws_recv(&p->ws) != 0) {
+		if (ws_recv_server(&p->ws) != 0) {
 			fail("WebSocket protocol error from the agent");
 		}
 		feed(p);
@@ -319,7 +323,7 @@ static void serve(struct peer *p, int (*done)(struct peer *), int watch_stdin)
 {
 	uint64_t deadline = net_now_ms() + MAX_WAIT_MS;
 
-	while (!done(p)) {
+	for (pump(p); !done(p); pump(p)) {
 		struct pollfd pf[2] = {{p->fd, POLLIN, 0}, {0, POLLIN, 0}};
 		if (buf_len(&p->ws.out) > 0) {
 			pf[0].events |= POLLOUT;
@@ -333,7 +337,6 @@ static void serve(struct peer *p, int (*done)(struct peer *), int watch_stdin)
 		if (watch_stdin && pf[1].revents != 0) {
 			return;
 		}
-		pump(p);
 	}
 }
 
@@ -570,7 +573,7 @@ int main(int argc, char **argv)
 		fail("out of memory");
 	}
 	p.fd = accept_agent(&port);
-	if (ws_init(&p.ws, 1, 64ULL << 20, &rx, &p) != 0) {
+	if (ws_init_server(&p.ws, 64ULL << 20, &rx, &p) != 0) {
 		fail("out of memory");
 	}
 	upgrade(&p);
@@ -590,6 +593,7 @@ int main(int argc, char **argv)
 	start(&p);
 	serve(&p, all_done, 0);
 	result(&p, (double)(now_ns() - t0) / 1e9);
+	finished = 1;
 	/* Keep the tunnel up until told to go. */
 	while (!stopped) {
 		struct pollfd pf[2] = {{p.fd, POLLIN, 0}, {0, POLLIN, 0}};

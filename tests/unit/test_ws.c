@@ -61,7 +61,7 @@ static void check_frame(int server, size_t max, size_t len)
 	size_t plen;
 	int masked;
 
-	CHECK(ws_init(&w, server, 1 << 20, &no_rx, NULL) == 0);
+	CHECK((server ? ws_init_server(&w, 1 << 20, &no_rx, NULL) : ws_init_client(&w, 1 << 20, &no_rx, NULL)) == 0);
 	dst = ws_data_begin(&w, max);
 	CHECK(dst != NULL);
 	if (dst == NULL) {
@@ -112,7 +112,7 @@ TEST(ws_data_waits_behind_queued_frames)
 	struct ws w;
 	static const uint8_t msg[8] = {2, 0, 0, 0, 0, 7, 0, 0};
 
-	CHECK(ws_init(&w, 0, 1 << 20, &no_rx, NULL) == 0);
+	CHECK(ws_init_client(&w, 1 << 20, &no_rx, NULL) == 0);
 	CHECK(ws_send_binary(&w, msg, sizeof(msg)) == 0);
 	CHECK(ws_data_begin(&w, 100) == NULL); /* wslay holds a frame */
 	CHECK(ws_frame(&w) == 1);
@@ -121,4 +121,121 @@ TEST(ws_data_waits_behind_queued_frames)
 	CHECK(ws_frame(&w) == 1);
 	CHECK(ws_data_begin(&w, 100) == NULL); /* nothing after our close */
 	ws_free(&w);
+}
+
+/* ---- the server side's receive path ---- */
+
+struct got {
+	uint8_t data[4096];
+	size_t len;
+	size_t msgs;
+	size_t open;
+};
+
+static void got_start(void *user)
+{
+	struct got *g = user;
+
+	g->open++;
+}
+
+static void got_data(void *user, const uint8_t *p, size_t n)
+{
+	struct got *g = user;
+
+	if (g->len + n <= sizeof(g->data)) {
+		memcpy(g->data + g->len, p, n);
+	}
+	g->len += n;
+}
+
+static void got_end(void *user)
+{
+	struct got *g = user;
+
+	g->msgs++;
+	g->open--;
+}
+
+static const struct ws_rx got_rx = {got_start, got_data, got_end};
+
+/* A masked frame by hand (key 1,2,3,4). */
+static size_t hand_frame(uint8_t *out, int fin, int op, const uint8_t *p, size_t n)
+{
+	static const uint8_t key[4] = {1, 2, 3, 4};
+	size_t i = 0;
+
+	out[i++] = (uint8_t)((fin ? 0x80 : 0) | op);
+	out[i++] = (uint8_t)(0x80 | n);
+	memcpy(out + i, key, 4);
+	i += 4;
+	for (size_t k = 0; k < n; k++) {
+		out[i + k] = p[k] ^ key[k & 3];
+	}
+	return i + n;
+}
+
+TEST(ws_server_receives_fast_and_wslay_frames_in_any_split)
+{
+	static const uint8_t a[] = "fast-path message";
+	static const uint8_t b1[] = "frag";
+	static const uint8_t b2[] = "mented";
+	uint8_t wire[4096];
+	size_t n = 0;
+	struct ws c;
+
+	/* A client frames: a fast-path message, a ping, a message in two
+	 * fragments with a ping between them, a text message, a fast one. */
+	CHECK(ws_init_client(&c, 1 << 20, &no_rx, NULL) == 0);
+	uint8_t *dst = ws_data_begin(&c, sizeof(a));
+	memcpy(dst, a, sizeof(a));
+	ws_data_end(&c, sizeof(a));
+	size_t len;
+	const uint8_t *out = buf_data(&c.out, &len);
+	memcpy(wire, out, len);
+	n = len;
+	n += hand_frame(wire + n, 1, 0x9, (const uint8_t *)"p1", 2);
+	n += hand_frame(wire + n, 0, 0x2, b1, sizeof(b1) - 1);
+	n += hand_frame(wire + n, 1, 0x9, (const uint8_t *)"p2", 2);
+	n += hand_frame(wire + n, 1, 0x0, b2, sizeof(b2));
+	n += hand_frame(wire + n, 1, 0x1, (const uint8_t *)"text", 4);
+	memcpy(wire + n, wire, len); /* the first frame again */
+	n += len;
+	ws_free(&c);
+
+	for (size_t step = 1; step <= 9; step++) {
+		struct ws s;
+		struct got g;
+		memset(&g, 0, sizeof(g));
+		CHECK(ws_init_server(&s, 1 << 20, &got_rx, &g) == 0);
+		for (size_t off = 0; off < n; off += step) {
+			size_t k = n - off < step ? n - off : step;
+			CHECK(buf_append(&s.in, wire + off, k) == 0);
+			CHECK(ws_recv_server(&s) == 0);
+		}
+		CHECK(g.msgs == 3 && g.open == 0);
+		CHECK(g.len == 2 * sizeof(a) + sizeof(b1) - 1 + sizeof(b2));
+		CHECK_MEM(g.data, a, sizeof(a));
+		CHECK_MEM(g.data + sizeof(a), "fragmented", sizeof("fragmented"));
+		CHECK_MEM(g.data + sizeof(a) + sizeof("fragmented"), a, sizeof(a));
+		CHECK(ws_queued(&s) == 2); /* two pongs */
+		CHECK(buf_len(&s.in) == 0);
+		ws_free(&s);
+	}
+}
+
+TEST(ws_server_refuses_unmasked_frames)
+{
+	struct ws s;
+	struct got g;
+	static const uint8_t bad[] = {0x82, 0x03, 'a', 'b', 'c'};
+
+	memset(&g, 0, sizeof(g));
+	CHECK(ws_init_server(&s, 1 << 20, &got_rx, &g) == 0);
+	CHECK(buf_append(&s.in, bad, sizeof(bad)) == 0);
+	CHECK(ws_recv_server(&s) == 0);
+	CHECK(g.msgs == 0 && g.len == 0);
+	CHECK(ws_frame(&s) == 1); /* wslay answers with close 1002 */
+	CHECK(ws_close_code_sent(&s) == 1002);
+	ws_free(&s);
 }
