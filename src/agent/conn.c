@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "pollset.h"
 
 struct chunk {
 	struct chunk *next;
@@ -21,17 +22,17 @@ static const char *proto_name(const struct conn *c)
 	return c->proto == TUNNEL_UDP ? "udp" : "tcp";
 }
 
-static size_t bucket(uint32_t id)
-{
-	return (id * 2654435761u) >> 24 & (CONN_BUCKETS - 1);
-}
-
 void conn_table_init(struct conn_table *t, const struct conn_limits *lim,
-		     struct conn_sink sink)
+		     struct conn_sink sink, struct pollset *ps)
 {
 	memset(t, 0, sizeof(*t));
 	t->lim = *lim;
 	t->sink = sink;
+	t->ps = ps;
+	t->first_slot = ps->n;
+	list_init(&t->ready);
+	list_init(&t->timed);
+	list_init(&t->done);
 }
 
 /* ---- messages to the runner ---- */
@@ -80,14 +81,47 @@ static void forget_closed(struct conn_table *t, uint32_t id)
 
 /* ---- table ---- */
 
+static size_t bucket(const struct conn_table *t, uint32_t id)
+{
+	return (uint32_t)(id * 2654435761u) >> (32 - t->hbits);
+}
+
 static struct conn *find(const struct conn_table *t, uint32_t id)
 {
-	for (struct conn *c = t->buckets[bucket(id)]; c != NULL; c = c->hnext) {
+	if (t->hbits == 0) {
+		return NULL;
+	}
+	for (struct conn *c = t->buckets[bucket(t, id)]; c != NULL; c = c->hnext) {
 		if (c->id == id) {
 			return c;
 		}
 	}
 	return NULL;
+}
+
+/* Keep chains short: at most one connection per bucket on average. */
+static int hash_grow(struct conn_table *t)
+{
+	unsigned bits = t->hbits == 0 ? 6 : t->hbits + 1;
+	struct conn **nb = calloc((size_t)1 << bits, sizeof(*nb));
+	size_t old = t->hbits == 0 ? 0 : (size_t)1 << t->hbits;
+
+	if (nb == NULL) {
+		return -1;
+	}
+	struct conn **ob = t->buckets;
+	t->buckets = nb;
+	t->hbits = bits;
+	for (size_t i = 0; i < old; i++) {
+		while (ob[i] != NULL) {
+			struct conn *c = ob[i];
+			ob[i] = c->hnext;
+			c->hnext = nb[bucket(t, c->id)];
+			nb[bucket(t, c->id)] = c;
+		}
+	}
+	free(ob);
+	return 0;
 }
 
 /* Take c out of the id hash: runner messages for its id no longer reach
@@ -97,13 +131,64 @@ static void detach(struct conn_table *t, struct conn *c)
 	if (!c->addressable) {
 		return;
 	}
-	for (struct conn **pp = &t->buckets[bucket(c->id)]; *pp != NULL; pp = &(*pp)->hnext) {
+	for (struct conn **pp = &t->buckets[bucket(t, c->id)]; *pp != NULL; pp = &(*pp)->hnext) {
 		if (*pp == c) {
 			*pp = c->hnext;
 			break;
 		}
 	}
 	c->addressable = 0;
+	t->hashed--;
+}
+
+/* The poll events c needs now, from its state alone. */
+static void interest(struct conn_table *t, struct conn *c)
+{
+	short ev = 0;
+
+	switch (c->state) {
+	case CONN_CONNECTING:
+		ev = POLLOUT;
+		break;
+	case CONN_OPEN:
+		/* No POLLIN while noted input waits to be read: a socket
+		 * the tunnel cannot serve yet must not wake poll again. */
+		ev = (short)((c->queued > 0 ? POLLOUT : 0) | (c->readable ? 0 : POLLIN));
+		break;
+	case CONN_DRAINING:
+		ev = c->queued > 0 ? POLLOUT : 0;
+		break;
+	case CONN_LINGER:
+		ev = POLLIN;
+		break;
+	case CONN_DONE:
+		break;
+	}
+	pollset_set(t->ps, c->slot, ev);
+}
+
+/* Put c on the timed list exactly while one of its deadlines applies. */
+static void sync_timed(struct conn_table *t, struct conn *c)
+{
+	int want = c->state == CONN_CONNECTING || c->state == CONN_LINGER ||
+		   (c->state == CONN_OPEN && c->proto == TUNNEL_UDP) ||
+		   (c->state != CONN_DONE && c->full_since_ms != 0);
+
+	if (want && !list_linked(&c->timed)) {
+		list_add_tail(&t->timed, &c->timed);
+	} else if (!want) {
+		list_del(&c->timed);
+	}
+}
+
+static void set_readable(struct conn_table *t, struct conn *c, int readable)
+{
+	c->readable = readable;
+	list_del(&c->ready);
+	if (readable) {
+		list_add_tail(&t->ready, &c->ready);
+	}
+	interest(t, c);
 }
 
 static void queue_drop(struct conn_table *t, struct conn *c)
@@ -137,12 +222,19 @@ static void finish(struct conn_table *t, struct conn *c, uint8_t type, const cha
 	detach(t, c);
 	queue_drop(t, c);
 	c->state = CONN_DONE;
+	c->readable = 0;
+	list_del(&c->ready);
+	list_del(&c->timed);
+	list_add_tail(&t->done, &c->done);
+	pollset_set(t->ps, c->slot, 0);
 	t->live--;
 	if (c->proto == TUNNEL_UDP) {
 		t->udp--;
 	}
 }
 
+/* The queue's high-water mark, its stall clock and the poll interest that
+ * follow from c->queued. */
 static void update_mark(struct conn_table *t, struct conn *c, uint64_t now)
 {
 	if (c->queued > TC_CONN_HWM && c->full_since_ms == 0) {
@@ -152,23 +244,27 @@ static void update_mark(struct conn_table *t, struct conn *c, uint64_t now)
 		c->full_since_ms = 0;
 		t->over_hwm--;
 	}
+	sync_timed(t, c);
+	interest(t, c);
 }
 
+/* Give c (with its fd) a poll slot and an entry in the id hash. */
 static int table_add(struct conn_table *t, struct conn *c)
 {
-	if (t->n == t->cap) {
-		size_t cap = t->cap == 0 ? 16 : t->cap * 2;
-		struct conn **all = realloc(t->all, cap * sizeof(*all));
-		if (all == NULL) {
-			return -1;
-		}
-		t->all = all;
-		t->cap = cap;
+	if ((t->hbits == 0 || t->hashed >= ((size_t)1 << t->hbits)) && hash_grow(t) != 0) {
+		return -1;
 	}
-	t->all[t->n++] = c;
-	c->hnext = t->buckets[bucket(c->id)];
-	t->buckets[bucket(c->id)] = c;
+	if (pollset_add(t->ps, c->fd, 0, c) != 0) {
+		return -1;
+	}
+	c->slot = t->ps->n - 1;
+	list_init(&c->ready);
+	list_init(&c->timed);
+	list_init(&c->done);
+	c->hnext = t->buckets[bucket(t, c->id)];
+	t->buckets[bucket(t, c->id)] = c;
 	c->addressable = 1;
+	t->hashed++;
 	t->live++;
 	if (c->proto == TUNNEL_UDP) {
 		t->udp++;
@@ -235,6 +331,7 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 	if (c != NULL) {
 		c->id = m->client_id;
 		c->proto = m->proto;
+		c->fd = fd;
 	}
 	if (c == NULL || table_add(t, c) != 0) {
 		free(c);
@@ -243,8 +340,6 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 		return;
 	}
 	c->port = m->port;
-	c->fd = fd;
-	c->pollidx = -1;
 	c->last_ms = now;
 	if (c->proto == TUNNEL_UDP) {
 		c->state = CONN_OPEN; /* a UDP connect completes at once */
@@ -255,6 +350,8 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 		c->deadline_ms = now + t->lim.connect_timeout_ms;
 		log_debug("conn connecting id=%u proto=tcp port=%u", (unsigned)c->id, (unsigned)c->port);
 	}
+	interest(t, c);
+	sync_timed(t, c);
 }
 
 void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now)
@@ -320,10 +417,12 @@ void conn_on_close(struct conn_table *t, const struct tunnel_msg *m, uint64_t no
 	detach(t, c); /* the id may be reused by a new CONNECT at once */
 	if (c->state == CONN_OPEN || (c->state == CONN_CONNECTING && c->queued > 0)) {
 		/* Connecting with bytes queued: they are delivered once the
-		 * connect completes (conn_poll_done moves on to DRAINING). */
+		 * connect completes (connect_done moves on to DRAINING). */
 		if (c->state == CONN_OPEN) {
 			c->state = CONN_DRAINING;
 			c->deadline_ms = 0;
+			set_readable(t, c, 0); /* input is no longer forwarded */
+			sync_timed(t, c);
 			if (c->queued == 0) {
 				start_linger(t, c, now);
 			}
@@ -334,48 +433,6 @@ void conn_on_close(struct conn_table *t, const struct tunnel_msg *m, uint64_t no
 }
 
 /* ---- sockets ---- */
-
-size_t conn_poll_fill(struct conn_table *t, struct pollfd *pfd, size_t max, int may_read)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < t->n; i++) {
-		struct conn *c = t->all[i];
-		short ev = 0;
-
-		c->pollidx = -1;
-		switch (c->state) {
-		case CONN_CONNECTING:
-			ev = POLLOUT;
-			break;
-		case CONN_OPEN:
-			ev = (short)((c->queued > 0 ? POLLOUT : 0) | (may_read && !c->readable ? POLLIN : 0));
-			break;
-		case CONN_DRAINING:
-			ev = c->queued > 0 ? POLLOUT : 0;
-			break;
-		case CONN_LINGER:
-			ev = POLLIN;
-			break;
-		case CONN_DONE:
-			continue;
-		}
-		if (ev == 0) {
-			/* Nothing wanted now: leave it out, or a hang-up would
-			 * wake poll at once, again and again, while the tunnel
-			 * cannot take its input. */
-			continue;
-		}
-		if (n == max) {
-			break;
-		}
-		pfd[n].fd = c->fd;
-		pfd[n].events = ev;
-		pfd[n].revents = 0;
-		c->pollidx = (int)n++;
-	}
-	return n;
-}
 
 /* Start the orderly end of a drained TCP connection: shut our write side
  * and read until the service closes, so unread input cannot turn our
@@ -388,13 +445,13 @@ static void start_linger(struct conn_table *t, struct conn *c, uint64_t now)
 	}
 	c->state = CONN_LINGER;
 	c->deadline_ms = now + TC_CLOSE_WAIT_MS;
+	interest(t, c);
+	sync_timed(t, c);
 }
 
 /* Write queued chunks until the socket pushes back. */
-static int flush_one(struct conn_table *t, struct conn *c, uint64_t now)
+static void flush_one(struct conn_table *t, struct conn *c, uint64_t now)
 {
-	int moved = 0;
-
 	while (c->head != NULL) {
 		struct chunk *k = c->head;
 		ssize_t n = sock_send(c, k->data + k->off, k->len - k->off);
@@ -405,9 +462,8 @@ static int flush_one(struct conn_table *t, struct conn *c, uint64_t now)
 		if (n < 0) {
 			char why[64];
 			finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
-			return 1;
+			return;
 		}
-		moved = 1;
 		c->last_ms = now;
 		k->off += (size_t)n;
 		if (k->off < k->len) {
@@ -424,7 +480,6 @@ static int flush_one(struct conn_table *t, struct conn *c, uint64_t now)
 	if (c->state == CONN_DRAINING && c->head == NULL) {
 		start_linger(t, c, now);
 	}
-	return moved;
 }
 
 static void connect_done(struct conn_table *t, struct conn *c, uint64_t now)
@@ -447,93 +502,95 @@ static void connect_done(struct conn_table *t, struct conn *c, uint64_t now)
 		c->state = CONN_DRAINING; /* closed by the runner while connecting */
 	}
 	c->deadline_ms = 0;
+	sync_timed(t, c);
 	flush_one(t, c, now);
 }
 
-void conn_poll_done(struct conn_table *t, const struct pollfd *pfd, uint64_t now)
+/* Poll reported rev for c. */
+static void on_events(struct conn_table *t, struct conn *c, short rev, uint64_t now)
 {
-	for (size_t i = 0; i < t->n; i++) {
-		struct conn *c = t->all[i];
-		short rev;
-
-		if (c->pollidx < 0 || c->state == CONN_DONE) {
-			continue;
+	if (c->state == CONN_CONNECTING) {
+		connect_done(t, c, now);
+		return;
+	}
+	if (c->state == CONN_LINGER) {
+		char sink[4096];
+		ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+		if (n == 0 || (n < 0 && !would_block(errno))) {
+			finish(t, c, 0, "drained");
 		}
-		rev = pfd[c->pollidx].revents;
+		return;
+	}
+	if ((rev & (POLLIN | POLLHUP | POLLERR)) && c->state == CONN_OPEN && !c->readable) {
+		set_readable(t, c, 1); /* read (or learn EOF/error) in conn_read_one */
+	}
+	if ((rev & (POLLOUT | POLLHUP | POLLERR)) && c->queued > 0) {
+		flush_one(t, c, now);
+	}
+}
+
+void conn_poll_done(struct conn_table *t, size_t ready, uint64_t now)
+{
+	struct pollset *ps = t->ps;
+
+	for (size_t i = t->first_slot; i < ps->n && ready > 0; i++) {
+		short rev = ps->pfd[i].revents;
+		struct conn *c = ps->owner[i];
+
 		if (rev == 0) {
 			continue;
 		}
-		if (c->state == CONN_CONNECTING) {
-			connect_done(t, c, now);
-			continue;
-		}
-		if (c->state == CONN_LINGER) {
-			char sink[4096];
-			ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-			if (n == 0 || (n < 0 && !would_block(errno))) {
-				finish(t, c, 0, "drained");
-			}
-			continue;
-		}
-		if (rev & (POLLIN | POLLHUP | POLLERR)) {
-			c->readable = 1; /* read (or learn EOF/error) in conn_read_one */
-		}
-		if ((rev & POLLOUT) && c->queued > 0) {
-			flush_one(t, c, now);
+		ready--;
+		ps->pfd[i].revents = 0;
+		if (c->state != CONN_DONE) {
+			on_events(t, c, rev, now);
 		}
 	}
 }
 
-int conn_flush_all(struct conn_table *t, uint64_t now)
+int conn_read_one(struct conn_table *t, uint64_t now)
 {
-	int moved = 0;
+	struct list *l = list_first(&t->ready);
+	struct conn *c;
+	uint8_t *buf;
+	ssize_t n;
 
-	for (size_t i = 0; i < t->n; i++) {
-		struct conn *c = t->all[i];
-		if ((c->state == CONN_OPEN || c->state == CONN_DRAINING) && c->queued > 0) {
-			moved |= flush_one(t, c, now);
-		}
+	if (l == NULL) {
+		return 0;
 	}
-	return moved;
-}
-
-int conn_read_one(struct conn_table *t, uint8_t *buf, uint64_t now)
-{
-	for (size_t k = 0; k < t->n; k++) {
-		size_t i = (t->rr + k) % t->n;
-		struct conn *c = t->all[i];
-		ssize_t n;
-
-		if (!c->readable || c->state != CONN_OPEN) {
-			continue;
-		}
-		c->readable = 0;
-		t->rr = i + 1;
-		n = recv(c->fd, buf + TUNNEL_HDR_LEN, TC_DATA_MAX, 0);
-		if (n < 0 && would_block(errno)) {
-			return 1;
-		}
-		if (n < 0 && c->proto == TUNNEL_UDP && errno == ECONNREFUSED) {
-			/* ICMP port unreachable for an earlier datagram. */
-			log_debug("udp service unreachable id=%u port=%u", (unsigned)c->id, (unsigned)c->port);
-			return 1;
-		}
-		if (n < 0) {
-			char why[64];
-			finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
-			return 1;
-		}
-		if (n == 0 && c->proto == TUNNEL_TCP) {
-			finish(t, c, TUNNEL_CLOSE, "local end closed");
-			return 1;
-		}
-		tunnel_header(buf, TUNNEL_DATA, c->proto, c->id, 0);
-		t->sink.send(t->sink.ctx, buf, TUNNEL_HDR_LEN + (size_t)n);
-		c->last_ms = now;
-		log_trace("data to runner id=%u len=%zd", (unsigned)c->id, n);
+	c = list_entry(l, struct conn, ready);
+	buf = t->sink.data_begin(t->sink.ctx, TUNNEL_HDR_LEN + TC_DATA_READ);
+	if (buf == NULL) {
+		return 0;
+	}
+	n = recv(c->fd, buf + TUNNEL_HDR_LEN, TC_DATA_READ, 0);
+	if (n < 0 && would_block(errno)) {
+		set_readable(t, c, 0);
 		return 1;
 	}
-	return 0;
+	if (n < 0 && c->proto == TUNNEL_UDP && errno == ECONNREFUSED) {
+		/* ICMP port unreachable for an earlier datagram. */
+		log_debug("udp service unreachable id=%u port=%u", (unsigned)c->id, (unsigned)c->port);
+		set_readable(t, c, 0);
+		return 1;
+	}
+	if (n < 0) {
+		char why[64];
+		finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
+		return 1;
+	}
+	if (n == 0 && c->proto == TUNNEL_TCP) {
+		finish(t, c, TUNNEL_CLOSE, "local end closed");
+		return 1;
+	}
+	tunnel_header(buf, TUNNEL_DATA, c->proto, c->id, 0);
+	t->sink.data_end(t->sink.ctx, TUNNEL_HDR_LEN + (size_t)n);
+	c->last_ms = now;
+	log_trace("data to runner id=%u len=%zd", (unsigned)c->id, n);
+	/* A full read says more is waiting; a short one that the socket is
+	 * drained (poll will tell). A datagram socket may hold more. */
+	set_readable(t, c, c->proto == TUNNEL_UDP || (size_t)n == TC_DATA_READ);
+	return 1;
 }
 
 static void lower(uint64_t *next, uint64_t when)
@@ -543,92 +600,98 @@ static void lower(uint64_t *next, uint64_t when)
 	}
 }
 
+/* c's deadlines: act on those passed, lower *next to the others. */
+static void check_timers(struct conn_table *t, struct conn *c, uint64_t now, uint64_t *next)
+{
+	switch (c->state) {
+	case CONN_CONNECTING:
+		if (now >= c->deadline_ms) {
+			log_info("connect failed id=%u proto=tcp port=%u reason=\"connection timed out\"",
+				 (unsigned)c->id, (unsigned)c->port);
+			finish(t, c, TUNNEL_ERROR, "connection timed out");
+			return;
+		}
+		lower(next, c->deadline_ms);
+		break;
+	case CONN_LINGER:
+		if (now >= c->deadline_ms) {
+			finish(t, c, 0, "linger timeout");
+			return;
+		}
+		lower(next, c->deadline_ms);
+		break;
+	case CONN_OPEN:
+		if (c->proto == TUNNEL_UDP) {
+			uint64_t idle = c->last_ms + t->lim.udp_idle_ms;
+			if (now >= idle) {
+				log_info("udp idle id=%u port=%u", (unsigned)c->id, (unsigned)c->port);
+				finish(t, c, TUNNEL_CLOSE, "idle");
+				return;
+			}
+			lower(next, idle);
+		}
+		break;
+	case CONN_DRAINING:
+	case CONN_DONE:
+		break;
+	}
+	if (c->state != CONN_DONE && c->full_since_ms != 0) {
+		uint64_t stall = c->full_since_ms + t->lim.stall_timeout_ms;
+		if (now >= stall) {
+			log_warn("local service stalled id=%u port=%u queued=%zu", (unsigned)c->id,
+				 (unsigned)c->port, c->queued);
+			finish(t, c, TUNNEL_ERROR, "local service stalled");
+			return;
+		}
+		lower(next, stall);
+	}
+}
+
 void conn_timers(struct conn_table *t, uint64_t now, uint64_t *next)
 {
-	for (size_t i = 0; i < t->n; i++) {
-		struct conn *c = t->all[i];
+	struct list *l = t->timed.next;
 
-		switch (c->state) {
-		case CONN_CONNECTING:
-			if (now >= c->deadline_ms) {
-				log_info("connect failed id=%u proto=tcp port=%u reason=\"connection timed out\"",
-					 (unsigned)c->id, (unsigned)c->port);
-				finish(t, c, TUNNEL_ERROR, "connection timed out");
-				continue;
-			}
-			lower(next, c->deadline_ms);
-			break;
-		case CONN_LINGER:
-			if (now >= c->deadline_ms) {
-				finish(t, c, 0, "linger timeout");
-				continue;
-			}
-			lower(next, c->deadline_ms);
-			break;
-		case CONN_OPEN:
-			if (c->proto == TUNNEL_UDP) {
-				uint64_t idle = c->last_ms + t->lim.udp_idle_ms;
-				if (now >= idle) {
-					log_info("udp idle id=%u port=%u", (unsigned)c->id, (unsigned)c->port);
-					finish(t, c, TUNNEL_CLOSE, "idle");
-					continue;
-				}
-				lower(next, idle);
-			}
-			break;
-		case CONN_DRAINING:
-		case CONN_DONE:
-			break;
-		}
-		if (c->state != CONN_DONE && c->full_since_ms != 0) {
-			uint64_t stall = c->full_since_ms + t->lim.stall_timeout_ms;
-			if (now >= stall) {
-				log_warn("local service stalled id=%u port=%u queued=%zu", (unsigned)c->id,
-					 (unsigned)c->port, c->queued);
-				finish(t, c, TUNNEL_ERROR, "local service stalled");
-				continue;
-			}
-			lower(next, stall);
-		}
+	while (l != &t->timed) {
+		struct list *following = l->next; /* finish() unlinks l only */
+		check_timers(t, list_entry(l, struct conn, timed), now, next);
+		l = following;
 	}
 }
 
 void conn_reap(struct conn_table *t)
 {
-	size_t i = 0;
-
-	while (i < t->n) {
-		struct conn *c = t->all[i];
-		if (c->state != CONN_DONE) {
-			i++;
-			continue;
+	for (struct list *l = list_first(&t->done); l != NULL; l = list_first(&t->done)) {
+		struct conn *c = list_entry(l, struct conn, done);
+		struct conn *moved = pollset_del(t->ps, c->slot);
+		if (moved != NULL) {
+			moved->slot = c->slot;
 		}
+		list_del(&c->done);
 		close(c->fd);
-		t->all[i] = t->all[--t->n];
 		free(c);
-	}
-	if (t->rr >= t->n) {
-		t->rr = 0;
-	}
-	if (t->n == 0) {
-		free(t->all);
-		t->all = NULL;
-		t->cap = 0;
 	}
 }
 
 void conn_table_free(struct conn_table *t)
 {
-	for (size_t i = 0; i < t->n; i++) {
-		struct conn *c = t->all[i];
-		detach(t, c);
-		queue_drop(t, c);
-		c->state = CONN_DONE;
+	for (size_t i = t->first_slot; i < t->ps->n; i++) {
+		struct conn *c = t->ps->owner[i];
+		if (c->state != CONN_DONE) {
+			detach(t, c);
+			queue_drop(t, c);
+			c->state = CONN_DONE;
+			list_del(&c->ready);
+			list_del(&c->timed);
+			list_add_tail(&t->done, &c->done);
+		}
 	}
 	conn_reap(t);
+	free(t->buckets);
+	t->buckets = NULL;
+	t->hbits = 0;
+	t->hashed = 0;
 	t->live = 0;
 	t->udp = 0;
-	memset(t->buckets, 0, sizeof(t->buckets));
 	t->over_hwm = 0;
 }
 

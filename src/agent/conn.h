@@ -3,17 +3,25 @@
  * the runner's CONNECT / DATA / CLOSE into socket work and the sockets'
  * events into CONNECTED / DATA / CLOSE / ERROR messages for the runner.
  *
+ * Work is proportional to what happens, not to how many connections are
+ * open: each socket keeps one slot in the session's pollset, updated when
+ * its interest changes; connections with input to read wait on a ready
+ * list, connections with a deadline on a timed list, finished ones on a
+ * done list until conn_reap().
+ *
  * Messages for the runner go out through the sink given at init; the sink
- * must accept them (it queues into wslay). Connections are marked DONE and
+ * must accept them (it queues into wslay). DATA is read straight into the
+ * sink's output (data_begin / data_end). Connections are marked DONE and
  * freed only by conn_reap(), at the end of a loop turn. */
 #ifndef CONN_H
 #define CONN_H
 
-#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "bounds.h"
+#include "list.h"
+#include "pollset.h"
 #include "tunnel.h"
 
 enum conn_state {
@@ -32,9 +40,12 @@ struct conn {
 	uint16_t port;
 	enum conn_state state;
 	int fd;
+	size_t slot;             /* in the pollset */
 	int addressable;         /* in the id hash: runner messages reach it */
-	int readable;            /* poll reported input not yet read */
-	int pollidx;             /* index in the pollfd array, -1 if none */
+	int readable;            /* input noted by poll, not yet read: on ready */
+	struct list ready;       /* on the table's ready list */
+	struct list timed;       /* on the timed list while a deadline applies */
+	struct list done;        /* on the done list once DONE */
 	struct chunk *head;      /* runner -> local queue */
 	struct chunk *tail;
 	size_t queued;           /* bytes in the queue */
@@ -48,6 +59,11 @@ struct conn_sink {
 	void *ctx;
 	/* Queue one whole message (header included) for the runner. */
 	void (*send)(void *ctx, const uint8_t *msg, size_t len);
+	/* Room for one message of up to max bytes in the runner's output, or
+	 * NULL when it cannot take one now; data_end(len) sends what was
+	 * written there. */
+	uint8_t *(*data_begin)(void *ctx, size_t max);
+	void (*data_end)(void *ctx, size_t len);
 };
 
 struct conn_limits {
@@ -58,25 +74,28 @@ struct conn_limits {
 	uint64_t stall_timeout_ms;
 };
 
-#define CONN_BUCKETS 256
-
 struct conn_table {
 	struct conn_limits lim;
 	struct conn_sink sink;
-	struct conn **all;       /* every connection, dense */
-	size_t n;
-	size_t cap;
-	size_t rr;               /* round-robin start for reads */
+	struct pollset *ps;      /* the session's; slots [0, first_slot) are not ours */
+	size_t first_slot;
+	struct conn **buckets;   /* id hash, nbuckets = 1 << hbits (0: none yet) */
+	unsigned hbits;
+	size_t hashed;           /* connections in the hash */
+	struct list ready;       /* input to read, oldest first (round robin) */
+	struct list timed;       /* connecting, lingering, UDP, or over the mark */
+	struct list done;        /* finished, not yet reaped */
 	size_t live;             /* connections not DONE (the max_conns count) */
 	size_t udp;              /* live UDP connections (the max_udp count) */
 	size_t over_hwm;         /* connections whose queue is above the mark */
-	struct conn *buckets[CONN_BUCKETS];
 	uint32_t closed_ids[TC_CLOSED_IDS];
 	size_t closed_next;
 };
 
+/* ps is the session's pollset; the table adds its sockets after the slots
+ * already there. */
 void conn_table_init(struct conn_table *t, const struct conn_limits *lim,
-		     struct conn_sink sink);
+		     struct conn_sink sink, struct pollset *ps);
 /* Close every socket and free everything; no messages are sent. */
 void conn_table_free(struct conn_table *t);
 
@@ -85,19 +104,16 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now);
 void conn_on_close(struct conn_table *t, const struct tunnel_msg *m, uint64_t now);
 
-/* Fill pfd[] with the sockets' interest; may_read says the tunnel can take
- * more DATA now. Returns how many entries were used (at most max). */
-size_t conn_poll_fill(struct conn_table *t, struct pollfd *pfd, size_t max, int may_read);
-/* Handle readiness from poll: connect completion, writes, EOF/errors;
- * input is only noted (read later by conn_read_one). */
-void conn_poll_done(struct conn_table *t, const struct pollfd *pfd, uint64_t now);
-/* Read one connection with noted input (round robin) into buf, which has
- * TUNNEL_HDR_LEN bytes of headroom plus TC_DATA_MAX, and send the DATA (or
- * CLOSE on EOF). Returns 1 if a connection was serviced, 0 if none. */
-int conn_read_one(struct conn_table *t, uint8_t *buf, uint64_t now);
-/* Write queued bytes wherever the socket may take them (pump). 1 if any
- * byte moved. */
-int conn_flush_all(struct conn_table *t, uint64_t now);
+/* Handle readiness after poll(): connect completion, writes, EOF/errors;
+ * input is only noted (read later by conn_read_one). ready is how many of
+ * the table's slots poll() reported (the scan stops once all are seen). */
+void conn_poll_done(struct conn_table *t, size_t ready, uint64_t now);
+/* Read the oldest connection with noted input straight into the sink's
+ * output and send it as DATA (or CLOSE on EOF). A full read leaves it
+ * ready (more is likely waiting) at the back of the list; a short one
+ * leaves it to the next poll. 1 if a connection was serviced, 0 if none
+ * was ready or the sink had no room. */
+int conn_read_one(struct conn_table *t, uint64_t now);
 /* Connect timeouts, UDP idle, stalls, linger; lowers *next to the nearest
  * deadline still pending. */
 void conn_timers(struct conn_table *t, uint64_t now, uint64_t *next);

@@ -10,10 +10,12 @@
 #include "bounds.h"
 #include "config.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "fmt.h"
 #include "handshake.h"
 #include "log.h"
 #include "net.h"
+#include "pollset.h"
 #include "rand.h"
 #include "transport.h"
 #include "tunnel.h"
@@ -28,26 +30,14 @@ enum state {
 	ST_ENDED,     /* done; the cause is logged */
 };
 
-/* The runner message being received: ws streams it in pieces. */
-struct rx {
-	uint8_t hdr[TUNNEL_HDR_LEN];
-	size_t hdr_len;
-	size_t len;           /* bytes of the message so far */
-	struct tunnel_msg m;  /* header fields once hdr_len == TUNNEL_HDR_LEN */
-	enum tunnel_err err;
-	struct buf stage;     /* DATA payload not yet handed to its connection */
-	int oversize;         /* a UDP datagram larger than the stage: dropped */
-};
-
 struct session {
 	const struct session_env *env;
 	enum state state;
 	struct transport tr;
 	struct ws ws;
 	struct conn_table conns;
-	struct rx rx;
-	struct pollfd *pfd;      /* [0] runner socket, then connections */
-	uint8_t *scratch;        /* one local read: header + TC_DATA_MAX */
+	struct dispatch dispatch;
+	struct pollset ps;       /* slot 0: the runner socket, then connections */
 	char key[HS_KEY_LEN + 1];
 	uint64_t deadline_ms;    /* handshake or close deadline */
 	uint64_t last_rx_ms;     /* last byte from the runner */
@@ -90,106 +80,18 @@ static void sink_send(void *ctx, const uint8_t *msg, size_t len)
 	}
 }
 
-/* Hand the staged DATA payload to its connection. */
-static void deliver(struct session *s, uint64_t now)
+static uint8_t *sink_data_begin(void *ctx, size_t max)
 {
-	struct tunnel_msg d = s->rx.m;
+	struct session *s = ctx;
 
-	d.payload = buf_data(&s->rx.stage, &d.payload_len);
-	conn_on_data(&s->conns, &d, now);
-	buf_consume(&s->rx.stage, d.payload_len);
+	return ws_data_begin(&s->ws, max);
 }
 
-static void rx_start(void *user)
+static void sink_data_end(void *ctx, size_t len)
 {
-	struct session *s = user;
+	struct session *s = ctx;
 
-	s->rx.hdr_len = 0;
-	s->rx.len = 0;
-	s->rx.err = TUNNEL_ERR_SHORT;
-	s->rx.oversize = 0;
-	buf_consume(&s->rx.stage, buf_len(&s->rx.stage));
-}
-
-static void rx_data(void *user, const uint8_t *p, size_t n)
-{
-	struct session *s = user;
-	struct rx *rx = &s->rx;
-
-	rx->len += n;
-	if (rx->hdr_len < TUNNEL_HDR_LEN) {
-		size_t k = TUNNEL_HDR_LEN - rx->hdr_len < n ? TUNNEL_HDR_LEN - rx->hdr_len : n;
-		memcpy(rx->hdr + rx->hdr_len, p, k);
-		rx->hdr_len += k;
-		p += k;
-		n -= k;
-		if (rx->hdr_len == TUNNEL_HDR_LEN) {
-			rx->err = tunnel_parse(rx->hdr, TUNNEL_HDR_LEN, &rx->m);
-		}
-	}
-	if (rx->err != TUNNEL_OK || rx->m.type != TUNNEL_DATA || rx->oversize) {
-		return; /* other payloads carry nothing for the agent */
-	}
-	while (n > 0) {
-		size_t avail;
-		uint8_t *dst = buf_space(&rx->stage, &avail);
-		size_t k = avail < n ? avail : n;
-
-		if (dst == NULL && rx->m.proto == TUNNEL_TCP && buf_len(&rx->stage) > 0) {
-			deliver(s, net_now_ms()); /* a full stage goes out as one piece */
-			continue;
-		}
-		if (dst == NULL) {
-			rx->oversize = 1; /* UDP: one datagram must stay whole */
-			return;
-		}
-		memcpy(dst, p, k);
-		buf_commit(&rx->stage, k);
-		p += k;
-		n -= k;
-	}
-}
-
-static void rx_end(void *user)
-{
-	struct session *s = user;
-	struct rx *rx = &s->rx;
-	struct tunnel_msg *m = &rx->m;
-	uint64_t now = net_now_ms();
-
-	if (rx->err != TUNNEL_OK) {
-		log_warn("message dropped len=%zu type=%u reason=\"%s\"", rx->len,
-			 rx->hdr_len > 0 ? (unsigned)rx->hdr[0] : 0u, tunnel_strerror(rx->err));
-		return;
-	}
-	log_trace("from runner type=%s id=%u proto=%u port=%u len=%zu", tunnel_type_name(m->type),
-		  (unsigned)m->client_id, (unsigned)m->proto, (unsigned)m->port, rx->len);
-	switch (m->type) {
-	case TUNNEL_CONNECT:
-		conn_on_connect(&s->conns, m, now);
-		break;
-	case TUNNEL_DATA:
-		if (rx->oversize) {
-			log_warn("datagram dropped id=%u len=%zu reason=\"larger than %d bytes\"",
-				 (unsigned)m->client_id, rx->len - TUNNEL_HDR_LEN, TC_DATA_MAX);
-			buf_consume(&rx->stage, buf_len(&rx->stage));
-			break;
-		}
-		deliver(s, now);
-		break;
-	case TUNNEL_CLOSE:
-		conn_on_close(&s->conns, m, now);
-		break;
-	case TUNNEL_PING: {
-		uint8_t pong[TUNNEL_HDR_LEN];
-		tunnel_header(pong, TUNNEL_PONG, m->proto, m->client_id, 0);
-		sink_send(s, pong, sizeof(pong));
-		break;
-	}
-	default:
-		log_debug("message ignored type=%s id=%u", tunnel_type_name(m->type), (unsigned)m->client_id);
-		break;
-	}
+	ws_data_end(&s->ws, len);
 }
 
 /* ---- dialing ---- */
@@ -444,14 +346,17 @@ static void pump(struct session *s, uint64_t now)
 			end(s, LOG_WARN, "lost", "WebSocket protocol error");
 			return;
 		}
-		moved |= conn_flush_all(&s->conns, now);
-		while (may_read_local(s) && conn_read_one(&s->conns, s->scratch, now)) {
-			moved = 1;
-			if (ws_frame(&s->ws) < 0) {
-				break;
-			}
-		}
+		dispatch_flush(&s->dispatch);
 		int f = ws_frame(&s->ws);
+		if (f < 0) {
+			end(s, LOG_WARN, "lost", "WebSocket framing failed");
+			return;
+		}
+		moved |= f;
+		while (may_read_local(s) && conn_read_one(&s->conns, now)) {
+			moved = 1;
+		}
+		f = ws_frame(&s->ws);
 		if (f < 0) {
 			end(s, LOG_WARN, "lost", "WebSocket framing failed");
 			return;
@@ -532,12 +437,10 @@ static void session_timers(struct session *s, uint64_t now, uint64_t *next)
 static void loop(struct session *s)
 {
 	const struct session_env *env = s->env;
-	size_t maxfds = env->cfg->max_conns + 1;
 
 	while (s->state != ST_ENDED) {
 		uint64_t now = net_now_ms();
 		uint64_t next = now + 60000;
-		size_t nfds = 1;
 		struct timespec ts;
 		int r;
 
@@ -567,31 +470,29 @@ static void loop(struct session *s)
 		}
 
 		int want_write = buf_len(&s->ws.out) > 0;
-		s->pfd[0].fd = s->tr.fd;
-		s->pfd[0].events = transport_events(&s->tr, want_write);
+		short ev = transport_events(&s->tr, want_write);
 		if (s->ws.paused || (s->state != ST_UPGRADING && s->state != ST_TLS &&
 				     buf_len(&s->ws.in) >= TC_IN_CAP)) {
-			s->pfd[0].events &= (short)~POLLIN;
+			ev &= (short)~POLLIN;
 		}
-		s->pfd[0].revents = 0;
-		if (s->state == ST_OPEN || s->state == ST_CLOSING) {
-			nfds += conn_poll_fill(&s->conns, s->pfd + 1, maxfds - 1,
-					       may_read_local(s));
-		}
+		pollset_set(&s->ps, 0, ev);
+		s->ps.pfd[0].revents = 0;
 		now = net_now_ms();
 		next = next > now ? next - now : 0;
 		ts.tv_sec = (time_t)(next / 1000);
 		ts.tv_nsec = (long)(next % 1000) * 1000000L;
-		r = ppoll(s->pfd, nfds, &ts, env->waitmask);
+		r = ppoll(s->ps.pfd, s->ps.n, &ts, env->waitmask);
 		if (r < 0 && errno != EINTR) {
 			end(s, LOG_ERROR, "ended", strerror(errno));
 			break;
 		}
 		now = net_now_ms();
-		if (r > 0 && nfds > 1) {
-			conn_poll_done(&s->conns, s->pfd + 1, now);
+		short rev = s->ps.pfd[0].revents;
+		if (r > 0) {
+			transport_ready(&s->tr, rev);
+			conn_poll_done(&s->conns, (size_t)r - (rev != 0), now);
 		}
-		if (r > 0 && (s->pfd[0].revents & (POLLERR | POLLHUP)) && !(s->pfd[0].revents & POLLIN)) {
+		if ((rev & (POLLERR | POLLHUP)) && !(rev & POLLIN)) {
 			int err = net_connect_result(s->tr.fd);
 			end(s, LOG_WARN, "lost", err != 0 ? strerror(err) : "connection hung up");
 		}
@@ -600,7 +501,6 @@ static void loop(struct session *s)
 
 enum session_result session_run(const struct session_env *env, unsigned long *up_ms)
 {
-	static const struct ws_rx rx_ops = {rx_start, rx_data, rx_end};
 	struct session s;
 	struct conn_limits lim;
 	struct conn_sink sink;
@@ -611,7 +511,6 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	memset(&s, 0, sizeof(s));
 	s.env = env;
 	s.tr.fd = -1;
-	buf_init(&s.rx.stage, TC_DATA_MAX);
 	log_info("connecting url=%s container=%s", env->cfg->runner_url, env->cfg->container_id);
 	fd = dial(env);
 	if (fd < 0) {
@@ -626,11 +525,11 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	lim.stall_timeout_ms = env->cfg->stall_timeout_ms;
 	sink.ctx = &s;
 	sink.send = sink_send;
-	conn_table_init(&s.conns, &lim, sink);
-	s.pfd = calloc(env->cfg->max_conns + 1, sizeof(*s.pfd));
-	s.scratch = malloc(TUNNEL_HDR_LEN + TC_DATA_MAX);
-	if (s.pfd == NULL || s.scratch == NULL ||
-	    ws_init(&s.ws, 0, env->cfg->max_message, &rx_ops, &s) != 0 ||
+	sink.data_begin = sink_data_begin;
+	sink.data_end = sink_data_end;
+	pollset_init(&s.ps);
+	if (pollset_add(&s.ps, fd, 0, NULL) != 0 ||
+	    ws_init_client(&s.ws, env->cfg->max_message, &dispatch_rx, &s.dispatch) != 0 ||
 	    transport_init(&s.tr, fd, env->tls) != 0) {
 		log_error("out of memory starting a session");
 		if (s.tr.fd < 0) {
@@ -638,6 +537,8 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 		}
 		goto out;
 	}
+	conn_table_init(&s.conns, &lim, sink, &s.ps);
+	dispatch_init(&s.dispatch, &s.conns);
 	s.state = ST_TLS; /* a plain transport completes this step at once */
 	s.deadline_ms = net_now_ms() + env->cfg->connect_timeout_ms;
 	loop(&s);
@@ -651,14 +552,13 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	if (conn_count(&s.conns) > 0) {
 		log_info("closing local connections count=%zu", conn_count(&s.conns));
 	}
-out:
 	conn_table_free(&s.conns);
+	dispatch_free(&s.dispatch);
+out:
 	if (s.ws.ctx != NULL) {
 		ws_free(&s.ws);
 	}
 	transport_close(&s.tr);
-	free(s.pfd);
-	free(s.scratch);
-	buf_free(&s.rx.stage);
+	pollset_free(&s.ps);
 	return result;
 }

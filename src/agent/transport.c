@@ -12,6 +12,8 @@ int transport_init(struct transport *t, int fd, const struct tls_config *tc)
 {
 	t->fd = fd;
 	t->tls = NULL;
+	t->readable = 0;
+	t->writable = 1;
 	if (tc != NULL) {
 		t->tls = tls_new(tc, fd);
 		if (t->tls == NULL) {
@@ -29,23 +31,53 @@ int transport_handshake(struct transport *t)
 
 ssize_t transport_read(struct transport *t, void *buf, size_t len)
 {
+	ssize_t n;
+
 	if (t->tls != NULL) {
 		return tls_read(t->tls, buf, len);
 	}
-	return read(t->fd, buf, len);
+	if (!t->readable) {
+		errno = EAGAIN;
+		return -1;
+	}
+	n = read(t->fd, buf, len);
+	if (n < (ssize_t)len) {
+		t->readable = 0; /* drained (or ended): wait for poll */
+	}
+	return n;
 }
 
 ssize_t transport_write(struct transport *t, const void *buf, size_t len)
 {
+	ssize_t n;
+
 	if (t->tls != NULL) {
 		return tls_write(t->tls, buf, len);
 	}
-	return send(t->fd, buf, len, MSG_NOSIGNAL);
+	if (!t->writable) {
+		errno = EAGAIN;
+		return -1;
+	}
+	n = send(t->fd, buf, len, MSG_NOSIGNAL);
+	if (n < (ssize_t)len) {
+		t->writable = 0; /* full: wait for poll */
+	}
+	return n;
 }
 
 int transport_flush(struct transport *t)
 {
 	return t->tls != NULL ? tls_flush(t->tls) : 0;
+}
+
+void transport_ready(struct transport *t, short revents)
+{
+	if (revents & (POLLIN | POLLHUP | POLLERR)) {
+		t->readable = 1;
+	}
+	if (revents & (POLLOUT | POLLHUP | POLLERR)) {
+		t->writable = 1;
+	}
 }
 
 short transport_events(const struct transport *t, int want_write)

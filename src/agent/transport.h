@@ -13,6 +13,11 @@ struct tls_config;
 struct transport {
 	int fd;          /* connected non-blocking socket, -1 when closed */
 	struct tls *tls; /* NULL for ws:// */
+	/* Plain sockets: poll said input may be waiting (output may be
+	 * taken), and no short read (write) has said otherwise since. A
+	 * read or write that would surely return EAGAIN is not issued. */
+	int readable;
+	int writable;
 };
 
 /* Take ownership of fd; with tc != NULL, start a TLS client handshake.
@@ -26,6 +31,8 @@ ssize_t transport_read(struct transport *t, void *buf, size_t len);
 ssize_t transport_write(struct transport *t, const void *buf, size_t len);
 /* Push buffered TLS records to the socket. 0 or -1. */
 int transport_flush(struct transport *t);
+/* What poll() reported for the socket. */
+void transport_ready(struct transport *t, short revents);
 /* Poll events to ask for; want_write: application bytes wait. */
 short transport_events(const struct transport *t, int want_write);
 /* Bytes accepted by transport_write but not yet on the socket. */

@@ -5,14 +5,21 @@
 /* Largest DATA payload the agent sends: the user side's WebSocket client
  * ends its whole session on a message over 1 MiB; it reads 64 KiB chunks. */
 #define TC_DATA_MAX 65536
+/* One local read: the payload of one DATA message the agent sends. The
+ * largest whose WebSocket frame (8-byte tunnel header included) keeps the
+ * 16-bit length form, so the frame header can be written in front of bytes
+ * read straight into the output buffer (65535 - 8). */
+#define TC_DATA_READ 65527
 /* Largest upgrade response header block accepted from the runner. */
 #define TC_HS_RESPONSE_MAX 8192
 /* Framed bytes waiting for the runner socket (wslay writes into it). */
-#define TC_OUT_CAP (256 * 1024)
+#define TC_OUT_CAP (768 * 1024)
 /* Local sockets are read only while framed + TLS bytes stay below this. */
-#define TC_OUT_HWM (128 * 1024)
+#define TC_OUT_HWM (512 * 1024)
 /* One read from the runner socket. */
-#define TC_IN_CAP (64 * 1024)
+#define TC_IN_CAP (512 * 1024)
+/* Consecutive runner DATA for one TCP connection staged for one write. */
+#define TC_STAGE_CAP (512 * 1024)
 /* Runner->local bytes queued for one connection before the tunnel stops
  * reading the WebSocket (head-of-line; bounded by the stall timeout). */
 #define TC_CONN_HWM (256 * 1024)
