@@ -45,8 +45,8 @@ static const struct opt opts[] = {
 	 "seconds since its last datagram before a UDP connection closes [60]"},
 	{0, "stall-timeout", "STALL_TIMEOUT", OPT_SECONDS, F(stall_timeout_ms), 1, DAY_MS,
 	 "seconds a local service may block the tunnel before it is closed [10]"},
-	{0, "max-connections", "MAX_CONNECTIONS", OPT_COUNT, F(max_conns), 1, 65536,
-	 "live connections at most [1024]"},
+	{0, "max-connections", "MAX_CONNECTIONS", OPT_COUNT, F(max_conns), 1, 1048576,
+	 "live connections at most [open-file limit - 32, up to 65536]"},
 	{0, "max-udp", "MAX_UDP", OPT_COUNT, F(max_udp), 1, 65536,
 	 "live UDP connections at most [256]"},
 	{0, "max-message", "MAX_MESSAGE", OPT_COUNT, F(max_message), 65544, 64ULL << 20,
@@ -78,7 +78,7 @@ static void set_defaults(struct config *c)
 	c->ping_timeout_ms = 15000;
 	c->udp_idle_ms = 60000;
 	c->stall_timeout_ms = 10000;
-	c->max_conns = 1024;
+	c->max_conns = 0; /* from the open-file limit, in main */
 	c->max_udp = 256;
 	c->max_message = 1 << 20;
 }
@@ -222,9 +222,6 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
 	}
 	if (c->reconnect_max_ms < c->reconnect_delay_ms) {
 		c->reconnect_max_ms = c->reconnect_delay_ms;
-	}
-	if (c->max_udp > c->max_conns) {
-		c->max_udp = c->max_conns;
 	}
 	return CONFIG_RUN;
 }

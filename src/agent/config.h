@@ -21,7 +21,7 @@ struct config {
 	uint64_t ping_timeout_ms;    /* silence after the ping that kills a session */
 	uint64_t udp_idle_ms;        /* UDP connection idle close */
 	uint64_t stall_timeout_ms;   /* local queue full this long: close with ERROR */
-	uint64_t max_conns;          /* live connections, TCP + UDP */
+	uint64_t max_conns;          /* live connections, TCP + UDP; 0 = from the fd limit */
 	uint64_t max_udp;            /* live UDP connections */
 	uint64_t max_message;        /* largest runner message accepted */
 	/* TLS (wss://) */

@@ -4,6 +4,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "bounds.h"
@@ -81,6 +84,49 @@ static uint64_t backoff_ms(const struct config *cfg, uint64_t failures)
 	return d;
 }
 
+/* Raise the soft open-file limit to the hard one (every connection is a
+ * descriptor); returns the soft limit in force. The prlimit64 syscall
+ * itself: musl's setrlimit brings in its all-threads machinery (2.5 KiB)
+ * that a one-thread program does not need. */
+static uint64_t raise_nofile(void)
+{
+	struct {
+		uint64_t cur;
+		uint64_t max;
+	} rl, want;
+
+	if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) != 0) {
+		return 1024;
+	}
+	if (rl.cur < rl.max) {
+		want.cur = rl.max;
+		want.max = rl.max;
+		if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &want, NULL) == 0) {
+			rl.cur = rl.max;
+		}
+	}
+	return rl.cur; /* RLIM64_INFINITY is all ones: as good as unlimited */
+}
+
+/* --max-connections from the descriptors the agent can have, unless given;
+ * --max-udp never above it. */
+static void size_limits(struct config *cfg)
+{
+	uint64_t nofile = raise_nofile();
+	uint64_t budget = nofile > TC_FD_RESERVE ? nofile - TC_FD_RESERVE : 1;
+
+	if (cfg->max_conns == 0) {
+		cfg->max_conns = budget < TC_CONNS_AUTO_MAX ? budget : TC_CONNS_AUTO_MAX;
+	} else if (cfg->max_conns > budget) {
+		log_warn("--max-connections %llu is more than the open-file limit allows (%llu): "
+			 "connections past it get ERROR",
+			 (unsigned long long)cfg->max_conns, (unsigned long long)budget);
+	}
+	if (cfg->max_udp > cfg->max_conns) {
+		cfg->max_udp = cfg->max_conns;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -111,13 +157,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(cfg.log_level);
+	size_limits(&cfg);
 	if (url.tls && tls_config_load(&tls, &cfg, &url, err, sizeof(err)) != 0) {
 		fmt_print(2, "tunnel-client: %s\n", err);
 		return 2;
 	}
 	setup_signals(&waitmask);
-	log_info("tunnel-client %s starting url=%s container=%s", TC_VERSION, cfg.runner_url,
-		 cfg.container_id);
+	log_info("tunnel-client %s starting url=%s container=%s max_connections=%llu", TC_VERSION,
+		 cfg.runner_url, cfg.container_id, (unsigned long long)cfg.max_conns);
 
 	env.cfg = &cfg;
 	env.url = &url;

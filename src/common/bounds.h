@@ -32,6 +32,11 @@
 #define TC_CLOSE_WAIT_MS 1000
 /* Remembered ids we closed, so stray DATA for them gets at most one CLOSE. */
 #define TC_CLOSED_IDS 64
+/* Descriptors kept for the agent itself (stdio, the runner socket, a CA
+ * file, /dev/urandom) when --max-connections follows the open-file limit. */
+#define TC_FD_RESERVE 32
+/* The default --max-connections at most, however high the limit. */
+#define TC_CONNS_AUTO_MAX 65536
 /* A session that stayed up this long resets the backoff. */
 #define TC_STABLE_MS 30000
 

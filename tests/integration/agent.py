@@ -56,6 +56,7 @@ def start(*args, env=None):
 # could fill up with trace logs and block the agent), the process is killed
 # if the test process dies (setpriv --pdeathsig) and at teardown.
 
+import resource
 import shutil
 import signal
 import tempfile
@@ -67,14 +68,20 @@ _PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else 
 class Agent:
     """A running agent. .proc is the Popen, .log() its stderr so far."""
 
-    def __init__(self, args, env=None):
+    def __init__(self, args, env=None, nofile=None):
         self.args = [str(a) for a in args]
         self._log = tempfile.TemporaryFile(mode="w+b")
         self.started_at = time.monotonic()
+        limit = None
+        if nofile is not None:
+            # (soft, hard) open-file limit of the agent (of qemu under qemu)
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
         self.proc = subprocess.Popen(
             _PDEATHSIG + command(*self.args),
             env=env if env is not None else clean_env(),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log,
+            preexec_fn=limit)
         self.signalled = None
 
     @property
@@ -131,9 +138,9 @@ def tail(text, lines=40):
     return "\n".join(text.splitlines()[-lines:])
 
 
-def spawn(*args, env=None):
+def spawn(*args, env=None, nofile=None):
     """Start the agent in the background with stderr to a file; see Agent."""
-    return Agent(args, env=env)
+    return Agent(args, env=env, nofile=nofile)
 
 
 def T(seconds):

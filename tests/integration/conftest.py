@@ -2,9 +2,9 @@
 
 runner        a started FakeRunner (ws://127.0.0.1:PORT); at teardown the test
               fails if the agent broke a protocol rule in any session
-start_agent   start_agent(url, *extra_args, cid=CID, env=None, fast=True) ->
-              agent.Agent; fast=True adds short reconnect delays and debug
-              logging; every agent is killed at teardown and its log tail is
+start_agent   start_agent(url, *extra_args, cid=CID, env=None, fast=True,
+              nofile=None) -> agent.Agent; fast=True adds short reconnect
+              delays and debug logging; nofile=(soft, hard) open-file limit; every agent is killed at teardown and its log tail is
               printed when the test failed
 tunnel        runner + agent + the accepted session, as .runner .agent .session
 services      factory for local services, closed at teardown:
@@ -64,7 +64,7 @@ def runner():
 def start_agent(request):
     agents = []
 
-    def start(url, *extra, cid=CID, env=None, fast=True):
+    def start(url, *extra, cid=CID, env=None, fast=True, nofile=None):
         args = []
         if url is not None:
             args += ["--runner-url", url]
@@ -72,7 +72,7 @@ def start_agent(request):
             args += ["--container-id", cid]
         if fast:
             args += FAST
-        a = agent_mod.spawn(*(args + [str(x) for x in extra]), env=env)
+        a = agent_mod.spawn(*(args + [str(x) for x in extra]), env=env, nofile=nofile)
         agents.append(a)
         return a
 

@@ -1,4 +1,5 @@
 """The WebSocket session: keepalive, reconnects, failures, signals, limits."""
+import re
 import signal
 import time
 
@@ -6,7 +7,7 @@ import pytest
 
 from agent import SLOW, T
 import fake_runner as fr
-from fake_runner import CLOSE, CONNECT, DATA, ERROR, TCP, describe_full
+from fake_runner import CLOSE, CONNECT, CONNECTED, DATA, ERROR, TCP, describe_full
 
 
 # ---------------------------------------------------------------------------
@@ -337,3 +338,70 @@ def test_max_connections(runner, start_agent, services):
     s.open_tcp(5, echo.port, T(5))
     s.send_msg(DATA, TCP, 5, 0, b"ok")
     assert s.recv_data(5, 2, T(5)) == b"ok"
+
+
+def _max_connections_logged(a, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"max_connections=(\d+)", a.log())
+        if m:
+            return int(m.group(1))
+        time.sleep(0.05)
+    raise AssertionError("no max_connections in the log:\n" + a.log()[-2000:])
+
+
+def test_default_max_connections_follows_fd_limit(runner, start_agent, services):
+    """With no --max-connections, the limit is the open-file limit less 32
+    descriptors for the agent itself; the next CONNECT gets ERROR."""
+    a = start_agent(runner.url, nofile=(64, 64))
+    assert _max_connections_logged(a, T(5)) == 32
+    s = runner.accept(T(5))
+    echo = services.echo()
+    for cid in range(1, 33):
+        s.open_tcp(cid, echo.port, T(5))
+    s.send_msg(CONNECT, TCP, 33, echo.port)
+    m = s.recv_msg(33, T(5))
+    assert (m.type, m.proto) == (ERROR, TCP), describe_full(m)
+    assert b"too many connections" in m.payload, describe_full(m)
+    s.send_msg(DATA, TCP, 32, 0, b"still")
+    assert s.recv_data(32, 5, T(5)) == b"still"
+
+
+def test_soft_fd_limit_is_raised_to_hard(runner, start_agent):
+    """The agent raises its soft open-file limit to the hard limit, and its
+    default --max-connections follows the raised limit."""
+    a = start_agent(runner.url, nofile=(40, 200))
+    assert _max_connections_logged(a, T(5)) == 200 - 32
+    runner.accept(T(5))
+    with open("/proc/%d/limits" % a.pid) as f:
+        line = [x for x in f if x.startswith("Max open files")][0]
+    assert line.split()[3:5] == ["200", "200"], line
+
+
+def test_out_of_descriptors_gets_error_and_tunnel_stays(runner, start_agent, services):
+    """--max-connections above what the open-file limit allows: a warning at
+    start; a CONNECT that finds no descriptor gets ERROR with the reason,
+    live connections keep working, and a freed descriptor serves again."""
+    a = start_agent(runner.url, "--max-connections", "100", nofile=(48, 48))
+    s = runner.accept(T(5))
+    assert "more than the open-file limit allows" in a.log()
+    echo = services.echo()
+    opened = []
+    for cid in range(1, 60):
+        s.send_msg(CONNECT, TCP, cid, echo.port)
+        m = s.recv_msg(cid, T(5))
+        if m.type == ERROR:
+            # EMFILE in musl's words ("no file descriptors available")
+            assert b"file descriptors" in m.payload, describe_full(m)
+            break
+        assert m.type == CONNECTED, describe_full(m)
+        opened.append(cid)
+    else:
+        raise AssertionError("no CONNECT failed for want of descriptors")
+    assert len(opened) >= 10
+    s.send_msg(DATA, TCP, opened[0], 0, b"alive")
+    assert s.recv_data(opened[0], 5, T(5)) == b"alive"
+    s.send_msg(CLOSE, TCP, opened[-1])
+    echo.wait_finished(1, T(5))
+    time.sleep(T(0.2))
+    s.open_tcp(1000, echo.port, T(5))
