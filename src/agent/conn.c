@@ -1,4 +1,5 @@
 #include "conn.h"
+#include "conn_table.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -10,29 +11,9 @@
 #include "net.h"
 #include "pollset.h"
 
-struct chunk {
-	struct chunk *next;
-	size_t len;
-	size_t off; /* bytes of this chunk already written (TCP) */
-	uint8_t data[];
-};
-
 static const char *proto_name(const struct conn *c)
 {
 	return c->proto == TUNNEL_UDP ? "udp" : "tcp";
-}
-
-void conn_table_init(struct conn_table *t, const struct conn_limits *lim,
-		     struct conn_sink sink, struct pollset *ps)
-{
-	memset(t, 0, sizeof(*t));
-	t->lim = *lim;
-	t->sink = sink;
-	t->ps = ps;
-	t->first_slot = ps->n;
-	list_init(&t->ready);
-	list_init(&t->timed);
-	list_init(&t->done);
 }
 
 /* ---- messages to the runner ---- */
@@ -51,94 +32,6 @@ static void send_msg(struct conn_table *t, uint8_t type, uint8_t proto,
 		memcpy(msg + TUNNEL_HDR_LEN, text, n);
 	}
 	t->sink.send(t->sink.ctx, msg, TUNNEL_HDR_LEN + n);
-}
-
-/* Remember an id we ended, so stray DATA for it gets no reply. */
-static void remember_closed(struct conn_table *t, uint32_t id)
-{
-	t->closed_ids[t->closed_next] = id;
-	t->closed_next = (t->closed_next + 1) % TC_CLOSED_IDS;
-}
-
-static int recently_closed(const struct conn_table *t, uint32_t id)
-{
-	for (size_t i = 0; i < TC_CLOSED_IDS; i++) {
-		if (t->closed_ids[i] == id && id != 0) {
-			return 1;
-		}
-	}
-	return 0;
-}
-
-static void forget_closed(struct conn_table *t, uint32_t id)
-{
-	for (size_t i = 0; i < TC_CLOSED_IDS; i++) {
-		if (t->closed_ids[i] == id) {
-			t->closed_ids[i] = 0;
-		}
-	}
-}
-
-/* ---- table ---- */
-
-static size_t bucket(const struct conn_table *t, uint32_t id)
-{
-	return (uint32_t)(id * 2654435761u) >> (32 - t->hbits);
-}
-
-static struct conn *find(const struct conn_table *t, uint32_t id)
-{
-	if (t->hbits == 0) {
-		return NULL;
-	}
-	for (struct conn *c = t->buckets[bucket(t, id)]; c != NULL; c = c->hnext) {
-		if (c->id == id) {
-			return c;
-		}
-	}
-	return NULL;
-}
-
-/* Keep chains short: at most one connection per bucket on average. */
-static int hash_grow(struct conn_table *t)
-{
-	unsigned bits = t->hbits == 0 ? 6 : t->hbits + 1;
-	struct conn **nb = calloc((size_t)1 << bits, sizeof(*nb));
-	size_t old = t->hbits == 0 ? 0 : (size_t)1 << t->hbits;
-
-	if (nb == NULL) {
-		return -1;
-	}
-	struct conn **ob = t->buckets;
-	t->buckets = nb;
-	t->hbits = bits;
-	for (size_t i = 0; i < old; i++) {
-		while (ob[i] != NULL) {
-			struct conn *c = ob[i];
-			ob[i] = c->hnext;
-			c->hnext = nb[bucket(t, c->id)];
-			nb[bucket(t, c->id)] = c;
-		}
-	}
-	free(ob);
-	return 0;
-}
-
-/* Take c out of the id hash: runner messages for its id no longer reach
- * it (it may still drain or linger). */
-static void detach(struct conn_table *t, struct conn *c)
-{
-	if (!c->addressable) {
-		return;
-	}
-	for (struct conn **pp = &t->buckets[bucket(t, c->id)]; *pp != NULL; pp = &(*pp)->hnext) {
-		if (*pp == c) {
-			*pp = c->hnext;
-			break;
-		}
-	}
-	c->addressable = 0;
-	t->hashed--;
 }
 
 /* The poll events c needs now, from its state alone. */
@@ -215,11 +108,11 @@ static void finish(struct conn_table *t, struct conn *c, uint8_t type, const cha
 	}
 	if (type != 0 && c->addressable) {
 		send_msg(t, type, c->proto, c->id, text);
-		remember_closed(t, c->id);
+		conn_table_remember_closed(t, c->id);
 	}
 	log_debug("conn closed id=%u proto=%s port=%u reason=%s", (unsigned)c->id,
 		  proto_name(c), (unsigned)c->port, text != NULL ? text : "close");
-	detach(t, c);
+	conn_table_detach(t, c);
 	queue_drop(t, c);
 	c->state = CONN_DONE;
 	c->readable = 0;
@@ -246,30 +139,6 @@ static void update_mark(struct conn_table *t, struct conn *c, uint64_t now)
 	}
 	sync_timed(t, c);
 	interest(t, c);
-}
-
-/* Give c (with its fd) a poll slot and an entry in the id hash. */
-static int table_add(struct conn_table *t, struct conn *c)
-{
-	if ((t->hbits == 0 || t->hashed >= ((size_t)1 << t->hbits)) && hash_grow(t) != 0) {
-		return -1;
-	}
-	if (pollset_add(t->ps, c->fd, 0, c) != 0) {
-		return -1;
-	}
-	c->slot = t->ps->n - 1;
-	list_init(&c->ready);
-	list_init(&c->timed);
-	list_init(&c->done);
-	c->hnext = t->buckets[bucket(t, c->id)];
-	t->buckets[bucket(t, c->id)] = c;
-	c->addressable = 1;
-	t->hashed++;
-	t->live++;
-	if (c->proto == TUNNEL_UDP) {
-		t->udp++;
-	}
-	return 0;
 }
 
 static int would_block(int err)
@@ -300,12 +169,12 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 	struct conn *c;
 	int fd;
 
-	if (find(t, m->client_id) != NULL) {
+	if (conn_table_find(t, m->client_id) != NULL) {
 		log_warn("connect refused id=%u reason=\"client id in use\"", (unsigned)m->client_id);
 		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "client id in use");
 		return;
 	}
-	forget_closed(t, m->client_id);
+	conn_table_forget_closed(t, m->client_id);
 	if (t->live >= t->lim.max_conns) {
 		log_warn("connect refused id=%u reason=\"too many connections\" max=%zu",
 			 (unsigned)m->client_id, t->lim.max_conns);
@@ -324,7 +193,7 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 		log_info("connect failed id=%u proto=%s port=%u reason=\"%s\"", (unsigned)m->client_id,
 			 m->proto == TUNNEL_UDP ? "udp" : "tcp", (unsigned)m->port, why);
 		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, why);
-		remember_closed(t, m->client_id);
+		conn_table_remember_closed(t, m->client_id);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -333,7 +202,7 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 		c->proto = m->proto;
 		c->fd = fd;
 	}
-	if (c == NULL || table_add(t, c) != 0) {
+	if (c == NULL || conn_table_add(t, c) != 0) {
 		free(c);
 		close(fd);
 		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "out of memory");
@@ -356,15 +225,15 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 
 void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now)
 {
-	struct conn *c = find(t, m->client_id);
+	struct conn *c = conn_table_find(t, m->client_id);
 	struct chunk *k;
 	size_t off = 0;
 
 	if (c == NULL) {
-		if (!recently_closed(t, m->client_id)) {
+		if (!conn_table_recently_closed(t, m->client_id)) {
 			log_debug("data for unknown id=%u: answering CLOSE", (unsigned)m->client_id);
 			send_msg(t, TUNNEL_CLOSE, m->proto, m->client_id, NULL);
-			remember_closed(t, m->client_id);
+			conn_table_remember_closed(t, m->client_id);
 		}
 		return;
 	}
@@ -408,13 +277,13 @@ static void start_linger(struct conn_table *t, struct conn *c, uint64_t now);
 
 void conn_on_close(struct conn_table *t, const struct tunnel_msg *m, uint64_t now)
 {
-	struct conn *c = find(t, m->client_id);
+	struct conn *c = conn_table_find(t, m->client_id);
 
 	if (c == NULL) {
 		return;
 	}
 	log_debug("close from runner id=%u queued=%zu", (unsigned)c->id, c->queued);
-	detach(t, c); /* the id may be reused by a new CONNECT at once */
+	conn_table_detach(t, c); /* the id may be reused by a new CONNECT at once */
 	if (c->state == CONN_OPEN || (c->state == CONN_CONNECTING && c->queued > 0)) {
 		/* Connecting with bytes queued: they are delivered once the
 		 * connect completes (connect_done moves on to DRAINING). */
@@ -658,44 +527,3 @@ void conn_timers(struct conn_table *t, uint64_t now, uint64_t *next)
 	}
 }
 
-void conn_reap(struct conn_table *t)
-{
-	for (struct list *l = list_first(&t->done); l != NULL; l = list_first(&t->done)) {
-		struct conn *c = list_entry(l, struct conn, done);
-		struct conn *moved = pollset_del(t->ps, c->slot);
-		if (moved != NULL) {
-			moved->slot = c->slot;
-		}
-		list_del(&c->done);
-		close(c->fd);
-		free(c);
-	}
-}
-
-void conn_table_free(struct conn_table *t)
-{
-	for (size_t i = t->first_slot; i < t->ps->n; i++) {
-		struct conn *c = t->ps->owner[i];
-		if (c->state != CONN_DONE) {
-			detach(t, c);
-			queue_drop(t, c);
-			c->state = CONN_DONE;
-			list_del(&c->ready);
-			list_del(&c->timed);
-			list_add_tail(&t->done, &c->done);
-		}
-	}
-	conn_reap(t);
-	free(t->buckets);
-	t->buckets = NULL;
-	t->hbits = 0;
-	t->hashed = 0;
-	t->live = 0;
-	t->udp = 0;
-	t->over_hwm = 0;
-}
-
-size_t conn_count(const struct conn_table *t)
-{
-	return t->live;
-}

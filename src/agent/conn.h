@@ -32,7 +32,13 @@ enum conn_state {
 	CONN_DONE,       /* finished; freed by conn_reap */
 };
 
-struct chunk; /* one DATA payload queued for the local socket */
+/* One DATA payload queued for the local socket. */
+struct chunk {
+	struct chunk *next;
+	size_t len;
+	size_t off; /* bytes of this chunk already written (TCP) */
+	uint8_t data[];
+};
 
 struct conn {
 	uint32_t id;

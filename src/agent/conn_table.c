@@ -1,0 +1,174 @@
+#include "conn_table.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void conn_table_init(struct conn_table *t, const struct conn_limits *lim,
+		     struct conn_sink sink, struct pollset *ps)
+{
+	memset(t, 0, sizeof(*t));
+	t->lim = *lim;
+	t->sink = sink;
+	t->ps = ps;
+	t->first_slot = ps->n;
+	list_init(&t->ready);
+	list_init(&t->timed);
+	list_init(&t->done);
+}
+
+/* Remember an id we ended, so stray DATA for it gets no reply. */
+void conn_table_remember_closed(struct conn_table *t, uint32_t id)
+{
+	t->closed_ids[t->closed_next] = id;
+	t->closed_next = (t->closed_next + 1) % TC_CLOSED_IDS;
+}
+
+int conn_table_recently_closed(const struct conn_table *t, uint32_t id)
+{
+	for (size_t i = 0; i < TC_CLOSED_IDS; i++) {
+		if (t->closed_ids[i] == id && id != 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+void conn_table_forget_closed(struct conn_table *t, uint32_t id)
+{
+	for (size_t i = 0; i < TC_CLOSED_IDS; i++) {
+		if (t->closed_ids[i] == id) {
+			t->closed_ids[i] = 0;
+		}
+	}
+}
+
+static size_t bucket(const struct conn_table *t, uint32_t id)
+{
+	return (uint32_t)(id * 2654435761u) >> (32 - t->hbits);
+}
+
+struct conn *conn_table_find(const struct conn_table *t, uint32_t id)
+{
+	if (t->hbits == 0) {
+		return NULL;
+	}
+	for (struct conn *c = t->buckets[bucket(t, id)]; c != NULL; c = c->hnext) {
+		if (c->id == id) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Keep chains short: at most one connection per bucket on average. */
+static int hash_grow(struct conn_table *t)
+{
+	unsigned bits = t->hbits == 0 ? 6 : t->hbits + 1;
+	struct conn **nb = calloc((size_t)1 << bits, sizeof(*nb));
+	size_t old = t->hbits == 0 ? 0 : (size_t)1 << t->hbits;
+
+	if (nb == NULL) {
+		return -1;
+	}
+	struct conn **ob = t->buckets;
+	t->buckets = nb;
+	t->hbits = bits;
+	for (size_t i = 0; i < old; i++) {
+		while (ob[i] != NULL) {
+			struct conn *c = ob[i];
+			ob[i] = c->hnext;
+			c->hnext = nb[bucket(t, c->id)];
+			nb[bucket(t, c->id)] = c;
+		}
+	}
+	free(ob);
+	return 0;
+}
+
+/* Take c out of the id hash: runner messages for its id no longer reach
+ * it (it may still drain or linger). */
+void conn_table_detach(struct conn_table *t, struct conn *c)
+{
+	if (!c->addressable) {
+		return;
+	}
+	for (struct conn **pp = &t->buckets[bucket(t, c->id)]; *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+	}
+	c->addressable = 0;
+	t->hashed--;
+}
+
+/* Give c (with its fd) a poll slot and an entry in the id hash. */
+int conn_table_add(struct conn_table *t, struct conn *c)
+{
+	if ((t->hbits == 0 || t->hashed >= ((size_t)1 << t->hbits)) && hash_grow(t) != 0) {
+		return -1;
+	}
+	if (pollset_add(t->ps, c->fd, 0, c) != 0) {
+		return -1;
+	}
+	c->slot = t->ps->n - 1;
+	list_init(&c->ready);
+	list_init(&c->timed);
+	list_init(&c->done);
+	c->hnext = t->buckets[bucket(t, c->id)];
+	t->buckets[bucket(t, c->id)] = c;
+	c->addressable = 1;
+	t->hashed++;
+	t->live++;
+	if (c->proto == TUNNEL_UDP) {
+		t->udp++;
+	}
+	return 0;
+}
+
+void conn_reap(struct conn_table *t)
+{
+	for (struct list *l = list_first(&t->done); l != NULL; l = list_first(&t->done)) {
+		struct conn *c = list_entry(l, struct conn, done);
+		struct conn *moved = pollset_del(t->ps, c->slot);
+		if (moved != NULL) {
+			moved->slot = c->slot;
+		}
+		list_del(&c->done);
+		close(c->fd);
+		free(c);
+	}
+}
+
+void conn_table_free(struct conn_table *t)
+{
+	for (size_t i = t->first_slot; i < t->ps->n; i++) {
+		struct conn *c = t->ps->owner[i];
+		if (c->state != CONN_DONE) {
+			conn_table_detach(t, c);
+			while (c->head != NULL) {
+				struct chunk *k = c->head;
+				c->head = k->next;
+				free(k);
+			}
+			c->state = CONN_DONE;
+			list_del(&c->ready);
+			list_del(&c->timed);
+			list_add_tail(&t->done, &c->done);
+		}
+	}
+	conn_reap(t);
+	free(t->buckets);
+	t->buckets = NULL;
+	t->hbits = 0;
+	t->hashed = 0;
+	t->live = 0;
+	t->udp = 0;
+	t->over_hwm = 0;
+}
+
+size_t conn_count(const struct conn_table *t)
+{
+	return t->live;
+}
