@@ -57,6 +57,11 @@ OWN_OBJ := $(COMMON_OBJ) $(AGENT_OBJ)
 LIB_OBJ := $(filter-out $(BUILD)/obj/agent/main.o,$(OWN_OBJ))
 UNIT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRC))
 LIBS := $(BUILD)/deps/libwslay.a $(BUILD)/deps/libbearssl.a
+# The benchmark's tools (tests/bench, driven by bench.py): the runner-side
+# peer, a static test tool built like the agent but not stripped, and the
+# local services, a host tool built with the host's compiler.
+HOST_CC ?= gcc
+BENCH := $(BUILD)/bench/peer $(BUILD)/bench/svc
 
 all: $(BUILD)/tunnel-client $(BUILD)/unit-tests
 
@@ -94,6 +99,16 @@ $(BUILD)/tunnel-client: $(OWN_OBJ) $(LIBS) $(FLAGS_STAMP)
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(LIB_OBJ) $(LIBS)
 	$(CC) $(TARGET_CFLAGS) $(LDFLAGS_OWN) -o $@ $(UNIT_OBJ) $(LIB_OBJ) $(LIBS)
 
--include $(OWN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+bench: $(BENCH)
 
-.PHONY: all
+$(BUILD)/bench/peer: tests/bench/peer.c $(COMMON_OBJ) $(LIBS) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_OWN) -Isrc/common -MMD -MP $(LDFLAGS_OWN) -o $@ $< $(COMMON_OBJ) $(LIBS)
+
+$(BUILD)/bench/svc: tests/bench/svc.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+-include $(OWN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/bench/peer.d
+
+.PHONY: all bench

@@ -10,17 +10,20 @@
 #   ./build.sh valgrind                  integration tests with the agent under valgrind
 #   ./build.sh fuzz                      libFuzzer over the pure codecs ($FUZZ_SECONDS, default 30)
 #   ./build.sh demo                      run the agent against a local runner stand-in
+#   ./build.sh bench [--compare AGENT]   benchmark the agent (side by side with AGENT)
+#   ... bench -- BENCH_ARGS              e.g. -- --quick, --runs 5, --only up,rr (tests/bench/bench.py)
 #   ./build.sh clean                     remove build/
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")" && pwd)
+caller=$PWD
 cd "$top"
 PY=/usr/bin/python3
 DEFAULT_TARGET=x86_64-linux-musl
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 usage() {
-	sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//' >&2
 	echo "targets: $(targets | tr '\n' ' ')" >&2
 	exit 2
 }
@@ -141,13 +144,28 @@ build_target() {
 		"$BUILD" "$(size_of "$BUILD/tunnel-client")" "$(( ($(size_of "$BUILD/tunnel-client") + 1023) / 1024 ))"
 }
 
+# build_bench: the benchmark's peer and services (tests/bench) for the host
+# target, in build/$DEFAULT_TARGET/bench; the agent binary is not touched.
+build_bench() {
+	(
+		load_target "$DEFAULT_TARGET"
+		ensure_deps build
+		fetch_deps
+		run_make bench
+	) || { echo "build.sh: make bench failed" >&2; return 1; }
+}
+
 # run_tests [PYTEST_ARGS...]: unit tests then the integration suite for the
 # loaded target; returns non-zero if either failed. The output is also kept
-# in $BUILD/test.log for the summary table.
+# in $BUILD/test.log for the summary table. When the agent runs natively the
+# benchmark tools are built first (tests/integration/test_bench.py uses them).
 run_tests() {
 	ensure_deps test
 	local rc=0 log=$BUILD/test.log
 	: >"$log"
+	if [ -z "$RUN" ]; then
+		build_bench 2>&1 | tee -a "$log" || rc=1
+	fi
 	echo "== unit tests ($TARGET)" | tee -a "$log"
 	# shellcheck disable=SC2086
 	$RUN "$BUILD/unit-tests" 2>&1 | tee -a "$log" || rc=1
@@ -223,9 +241,12 @@ cmd=build
 target=$DEFAULT_TARGET
 selected=()
 args=()
+compare=
 while [ $# -gt 0 ]; do
 	case $1 in
-	build | test | cross | test-cross | sanitize | valgrind | fuzz | demo | clean) cmd=$1 ;;
+	build | test | cross | test-cross | sanitize | valgrind | fuzz | demo | bench | clean) cmd=$1 ;;
+	--compare) [ $# -ge 2 ] || usage; compare=$2; shift ;;
+	--compare=*) compare=${1#--compare=} ;;
 	--target) [ $# -ge 2 ] || usage; target=$2; selected+=("$2"); shift ;;
 	--target=*) target=${1#--target=}; selected+=("$target") ;;
 	-h | --help | help) usage ;;
@@ -296,6 +317,19 @@ demo)
 	build_target "$target"
 	ensure_deps test
 	TUNNEL_CLIENT="$top/$BUILD/tunnel-client" TUNNEL_CLIENT_RUN="$RUN" "$PY" scripts/demo.py
+	;;
+bench)
+	# The benchmark runs on the host: the default target only.
+	[ "$target" = "$DEFAULT_TARGET" ] || die "bench runs the host target ($DEFAULT_TARGET) only"
+	build_target "$target"
+	ensure_deps test
+	build_bench || die "make bench failed"
+	bench_args=(--agent "$BUILD/tunnel-client" --peer "$BUILD/bench/peer" --svc "$BUILD/bench/svc")
+	if [ -n "$compare" ]; then
+		case $compare in /*) ;; *) compare=$caller/$compare ;; esac
+		bench_args+=(--compare "$compare")
+	fi
+	"$PY" tests/bench/bench.py "${bench_args[@]}" "${args[@]}"
 	;;
 clean) rm -rf build ;;
 esac
