@@ -16,7 +16,7 @@
 #include "net.h"
 #include "rand.h"
 #include "session.h"
-#include "tls.h"
+#include "tls_client.h"
 #include "url.h"
 
 /* The only process-wide state: set by SIGTERM/SIGINT. */

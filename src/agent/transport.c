@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "tls.h"
+#include "tls_client.h"
 
 int transport_init(struct transport *t, int fd, const struct tls_config *tc)
 {

@@ -12,7 +12,7 @@
 #include "config.h"
 #include "pem.h"
 #include "pin.h"
-#include "tls.h"
+#include "tls_client.h"
 #include "unit.h"
 #include "url.h"
 

@@ -32,7 +32,7 @@
  * fragment length extension); a full-size output half keeps BearSSL from
  * advertising that extension at all and sends 16 KiB records.
  */
-#include "tls.h"
+#include "tls_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -15,8 +15,8 @@
  * - tls_flush() writes pending records to the socket; 0 ok (some may stay
  *   pending, see tls_pending_out), -1 on failure.
  */
-#ifndef TLS_H
-#define TLS_H
+#ifndef TLS_CLIENT_H
+#define TLS_CLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>
