@@ -158,7 +158,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(cfg.log_level);
 	size_limits(&cfg);
-	if (url.tls && tls_config_load(&tls, &cfg, &url, err, sizeof(err)) != 0) {
+	if (url.tls && tls_client_config_load(&tls, &cfg, &url, err, sizeof(err)) != 0) {
 		fmt_print(2, "tunnel-client: %s\n", err);
 		return 2;
 	}
@@ -202,6 +202,6 @@ int main(int argc, char **argv)
 	if (stop_flag) {
 		log_info("stopped by signal %d", (int)stop_flag);
 	}
-	tls_config_free(tls);
+	tls_client_config_free(tls);
 	return rc;
 }

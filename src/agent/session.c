@@ -17,6 +17,8 @@
 #include "net.h"
 #include "pollset.h"
 #include "rand.h"
+#include "tls_client.h"
+#include "tls_io.h"
 #include "transport.h"
 #include "tunnel.h"
 #include "url.h"
@@ -528,15 +530,15 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	sink.data_begin = sink_data_begin;
 	sink.data_end = sink_data_end;
 	pollset_init(&s.ps);
-	if (pollset_add(&s.ps, fd, 0, NULL) != 0 ||
-	    ws_init_client(&s.ws, env->cfg->max_message, &dispatch_rx, &s.dispatch) != 0 ||
-	    transport_init(&s.tr, fd, env->tls) != 0) {
+	struct tls_io *tls = env->tls != NULL ? tls_client_new(env->tls, fd) : NULL;
+	if ((env->tls != NULL && tls == NULL) || pollset_add(&s.ps, fd, 0, NULL) != 0 ||
+	    ws_init_client(&s.ws, env->cfg->max_message, &dispatch_rx, &s.dispatch) != 0) {
 		log_error("out of memory starting a session");
-		if (s.tr.fd < 0) {
-			close(fd);
-		}
+		tls_io_free(tls);
+		close(fd);
 		goto out;
 	}
+	transport_init(&s.tr, fd, tls);
 	conn_table_init(&s.conns, &lim, sink, &s.ps);
 	dispatch_init(&s.dispatch, &s.conns);
 	s.state = ST_TLS; /* a plain transport completes this step at once */

@@ -1,5 +1,5 @@
 /* TLS pieces that need no network: pins, SPKI hashing, PEM loading and
- * its errors, the validation clock, tls_config_load's start-up checks.
+ * its errors, the validation clock, tls_client_config_load's start-up checks.
  * Fixtures are throwaway self-signed certificates and keys made with
  * openssl for these tests; their pins were computed with
  *   openssl x509 -pubkey -noout | openssl pkey -pubin -outform der |
@@ -240,18 +240,18 @@ TEST(validation_time)
 {
 	uint32_t days, secs;
 
-	CHECK(tls_validation_time(0, 0, &days, &secs) == 0);
+	CHECK(tls_client_validation_time(0, 0, &days, &secs) == 0);
 	CHECK(days == 719528 && secs == 0); /* 1970-01-01 */
 	/* 2000-01-01T00:00:01Z = 946684801 */
-	CHECK(tls_validation_time(946684801, 0, &days, &secs) == 0);
+	CHECK(tls_client_validation_time(946684801, 0, &days, &secs) == 0);
 	CHECK(days == 730485 && secs == 1);
 	/* a clock at 1970 with a 2024 build: the build date is used */
-	CHECK(tls_validation_time(12, 1704067200, &days, &secs) == 1);
+	CHECK(tls_client_validation_time(12, 1704067200, &days, &secs) == 1);
 	CHECK(days == 719528 + 1704067200 / 86400 && secs == 0);
 	/* a clock after the build date is trusted as is */
-	CHECK(tls_validation_time(1704067200 + 86399, 1704067200, &days, &secs) == 0);
+	CHECK(tls_client_validation_time(1704067200 + 86399, 1704067200, &days, &secs) == 0);
 	CHECK(days == 719528 + 1704067200 / 86400 && secs == 86399);
-	CHECK(tls_validation_time(-5, -10, &days, &secs) == 0);
+	CHECK(tls_client_validation_time(-5, -10, &days, &secs) == 0);
 	CHECK(days == 719528 && secs == 0);
 }
 
@@ -384,7 +384,7 @@ TEST(pem_load_anchors_and_keys)
 	pem_free_chain(chain, nchain);
 }
 
-/* ---- tls_config_load ---- */
+/* ---- tls_client_config_load ---- */
 
 static int load(const char *url_text, struct config *cfg, char *err, size_t errlen)
 {
@@ -395,9 +395,9 @@ static int load(const char *url_text, struct config *cfg, char *err, size_t errl
 	if (url_parse(url_text, &url, err, errlen) != 0) {
 		return -2;
 	}
-	rc = tls_config_load(&tc, cfg, &url, err, errlen);
+	rc = tls_client_config_load(&tc, cfg, &url, err, errlen);
 	CHECK((rc == 0) == (tc != NULL));
-	tls_config_free(tc);
+	tls_client_config_free(tc);
 	return rc;
 }
 

@@ -1,5 +1,5 @@
-/* transport: the byte stream to the runner, plain TCP (ws://) or TLS
- * (wss://). Everything above it is the same for both. Non-blocking: read
+/* transport: the byte stream under a WebSocket, plain TCP (ws://) or TLS
+ * (wss://), either side. Everything above it is the same for both. Non-blocking: read
  * and write return -1 with errno = EAGAIN when nothing can move now. */
 #ifndef TRANSPORT_H
 #define TRANSPORT_H
@@ -7,12 +7,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct tls;
-struct tls_config;
+struct tls_io;
 
 struct transport {
-	int fd;          /* connected non-blocking socket, -1 when closed */
-	struct tls *tls; /* NULL for ws:// */
+	int fd;             /* connected non-blocking socket, -1 when closed */
+	struct tls_io *tls; /* NULL for plain ws:// */
 	/* Plain sockets: poll said input may be waiting (output may be
 	 * taken), and no short read (write) has said otherwise since. A
 	 * read or write that would surely return EAGAIN is not issued. */
@@ -20,9 +19,9 @@ struct transport {
 	int writable;
 };
 
-/* Take ownership of fd; with tc != NULL, start a TLS client handshake.
- * 0, or -1 (allocation failure; fd is closed). */
-int transport_init(struct transport *t, int fd, const struct tls_config *tc);
+/* Take ownership of fd and of tls (a TLS engine on fd, client or server
+ * side, made by the caller; NULL for plain). */
+void transport_init(struct transport *t, int fd, struct tls_io *tls);
 /* 1 when ready for application bytes, 0 in progress, -1 failed. */
 int transport_handshake(struct transport *t);
 /* >0 bytes, 0 on clean end of stream, -1 with errno. */

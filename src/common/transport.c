@@ -6,27 +6,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "tls_client.h"
+#include "tls_io.h"
 
-int transport_init(struct transport *t, int fd, const struct tls_config *tc)
+void transport_init(struct transport *t, int fd, struct tls_io *tls)
 {
 	t->fd = fd;
-	t->tls = NULL;
+	t->tls = tls;
 	t->readable = 0;
 	t->writable = 1;
-	if (tc != NULL) {
-		t->tls = tls_new(tc, fd);
-		if (t->tls == NULL) {
-			transport_close(t);
-			return -1;
-		}
-	}
-	return 0;
 }
 
 int transport_handshake(struct transport *t)
 {
-	return t->tls != NULL ? tls_handshake(t->tls) : 1;
+	return t->tls != NULL ? tls_io_handshake(t->tls) : 1;
 }
 
 ssize_t transport_read(struct transport *t, void *buf, size_t len)
@@ -34,7 +26,7 @@ ssize_t transport_read(struct transport *t, void *buf, size_t len)
 	ssize_t n;
 
 	if (t->tls != NULL) {
-		return tls_read(t->tls, buf, len);
+		return tls_io_read(t->tls, buf, len);
 	}
 	if (!t->readable) {
 		errno = EAGAIN;
@@ -52,7 +44,7 @@ ssize_t transport_write(struct transport *t, const void *buf, size_t len)
 	ssize_t n;
 
 	if (t->tls != NULL) {
-		return tls_write(t->tls, buf, len);
+		return tls_io_write(t->tls, buf, len);
 	}
 	if (!t->writable) {
 		errno = EAGAIN;
@@ -67,7 +59,7 @@ ssize_t transport_write(struct transport *t, const void *buf, size_t len)
 
 int transport_flush(struct transport *t)
 {
-	return t->tls != NULL ? tls_flush(t->tls) : 0;
+	return t->tls != NULL ? tls_io_flush(t->tls) : 0;
 }
 
 void transport_ready(struct transport *t, short revents)
@@ -83,20 +75,20 @@ void transport_ready(struct transport *t, short revents)
 short transport_events(const struct transport *t, int want_write)
 {
 	if (t->tls != NULL) {
-		return tls_events(t->tls, want_write);
+		return tls_io_events(t->tls, want_write);
 	}
 	return (short)(POLLIN | (want_write ? POLLOUT : 0));
 }
 
 size_t transport_pending_out(const struct transport *t)
 {
-	return t->tls != NULL ? tls_pending_out(t->tls) : 0;
+	return t->tls != NULL ? tls_io_pending_out(t->tls) : 0;
 }
 
 const char *transport_strerror(const struct transport *t, int err)
 {
 	if (t->tls != NULL && err == EPROTO) {
-		return tls_strerror(t->tls);
+		return tls_io_strerror(t->tls);
 	}
 	return strerror(err);
 }
@@ -104,14 +96,14 @@ const char *transport_strerror(const struct transport *t, int err)
 void transport_shutdown(struct transport *t)
 {
 	if (t->tls != NULL) {
-		tls_close(t->tls);
+		tls_io_close(t->tls);
 	}
 }
 
 void transport_close(struct transport *t)
 {
 	if (t->tls != NULL) {
-		tls_free(t->tls);
+		tls_io_free(t->tls);
 		t->tls = NULL;
 	}
 	if (t->fd >= 0) {

@@ -1,0 +1,84 @@
+/* tls_io: a BearSSL engine, client or server side, pumped over a connected
+ * non-blocking socket; what both programs share of TLS. The side's own
+ * module (the agent's tls_client.c, the server's tls_server.c) sets up the
+ * context that embeds the engine, calls tls_io_setup() for the common
+ * profile, and hands the struct tls_io to the transport.
+ *
+ * Profile (configured by hand so only these parts of BearSSL are linked):
+ * TLS 1.2 with ECDHE_ECDSA and ECDHE_RSA, AES-128/256-GCM and
+ * ChaCha20-Poly1305 (tls_io_setup() orders them for the CPU), curves
+ * X25519, P-256, P-384 (and P-521, which comes with the generic prime-curve
+ * code), SHA-256/384 for the PRF and signatures, RSA and ECDSA with the i31
+ * big-integer code. BearSSL 0.6 has no TLS 1.3, and these AEAD suites
+ * exist only in TLS 1.2, so 1.0/1.1 are not offered.
+ *
+ * Calls behave like read/write on a non-blocking socket: n > 0 bytes, 0 on
+ * a clean close (read), -1 with errno = EAGAIN when the engine cannot move
+ * now, -1 with errno = EPROTO (reason in tls_io_strerror) or a socket errno
+ * on failure. A failure is marked once; every later call returns -1. */
+#ifndef TLS_IO_H
+#define TLS_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <bearssl.h>
+
+/* One big-integer family (i31) for RSA, ECDSA and the prime curves, so its
+ * code is linked once; pem.c uses the same family. */
+extern const br_ec_impl tls_io_ec;
+#define TLS_EC (&tls_io_ec)
+#define TLS_RSA_VRFY br_rsa_i31_pkcs1_vrfy
+#define TLS_RSA_SIGN br_rsa_i31_pkcs1_sign
+#define TLS_ECDSA_VRFY br_ecdsa_i31_vrfy_asn1
+#define TLS_ECDSA_SIGN br_ecdsa_i31_sign_asn1
+
+/* Our own X.509 error for a key that matches no pin; outside BearSSL's
+ * ranges (X.509 32..63, alerts 256..767). */
+#define TLS_ERR_PIN 1000
+
+#define TLS_ERRMSG_MAX 192
+
+struct tls_io {
+	br_ssl_engine_context *eng;
+	int fd;
+	const char *peer;   /* "runner" or "agent", for messages */
+	const char *verify; /* how the peer was verified, for the log; or NULL */
+	/* Appended to a refusal before the handshake completed, or NULL. */
+	const char *(*hint)(const struct tls_io *io);
+	/* Frees the object this is part of (tls_io_free calls it). */
+	void (*destroy)(struct tls_io *io);
+	int failed;     /* marked once; every later call returns -1 */
+	int fail_errno; /* errno those calls set: EPROTO or a socket errno */
+	int hs_done;    /* handshake complete */
+	int eof;        /* the socket reached end of stream */
+	char errmsg[TLS_ERRMSG_MAX];
+};
+
+/* The common profile on a zeroed client or server engine; buf (BIDI size)
+ * is its record buffer. Also injects kernel entropy. */
+void tls_io_setup(struct tls_io *io, br_ssl_engine_context *eng, int fd, const char *peer,
+		  unsigned char *buf, size_t len);
+/* Mark io failed (err EPROTO: msg, or the engine's error when msg is NULL). */
+void tls_io_fail(struct tls_io *io, int err, const char *msg);
+
+/* 1 once the handshake is complete, 0 while in progress, -1 on failure. */
+int tls_io_handshake(struct tls_io *io);
+ssize_t tls_io_read(struct tls_io *io, void *buf, size_t len);
+ssize_t tls_io_write(struct tls_io *io, const void *buf, size_t len);
+/* Write pending records to the socket; 0 ok (some may stay pending), -1. */
+int tls_io_flush(struct tls_io *io);
+/* POLLIN/POLLOUT the engine needs on its socket; want_write says the caller
+ * has application bytes waiting. */
+short tls_io_events(const struct tls_io *io, int want_write);
+/* Encrypted bytes not yet written to the socket. */
+size_t tls_io_pending_out(const struct tls_io *io);
+/* Start a close_notify; later flushes send it. */
+void tls_io_close(struct tls_io *io);
+/* The failure in words ("certificate expired", "unknown CA", ...). */
+const char *tls_io_strerror(const struct tls_io *io);
+/* Free through io->destroy (NULL is fine); the socket stays open. */
+void tls_io_free(struct tls_io *io);
+
+#endif
