@@ -47,12 +47,14 @@ BEARSSL_SRC := $(shell find $(BEARSSL)/src -name '*.c' 2>/dev/null | LC_ALL=C so
 # A program's objects see src/common and their own folder only.
 COMMON_SRC := $(wildcard src/common/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c)
+SERVER_SRC := $(wildcard src/server/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
 WSLAY_OBJ := $(patsubst $(WSLAY)/lib/%.c,$(BUILD)/deps/wslay/%.o,$(WSLAY_SRC))
 BEARSSL_OBJ := $(patsubst $(BEARSSL)/src/%.c,$(BUILD)/deps/bearssl/%.o,$(BEARSSL_SRC))
 COMMON_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(COMMON_SRC))
 AGENT_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(AGENT_SRC))
+SERVER_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SERVER_SRC))
 OWN_OBJ := $(COMMON_OBJ) $(AGENT_OBJ)
 LIB_OBJ := $(filter-out $(BUILD)/obj/agent/main.o,$(OWN_OBJ))
 UNIT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRC))
@@ -101,14 +103,16 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(LIB_OBJ) $(LIBS)
 
 bench: $(BENCH)
 
-$(BUILD)/bench/peer: tests/bench/peer.c $(COMMON_OBJ) $(LIBS) $(FLAGS_STAMP)
+# The peer plays the runner: the server's TLS side serves its wss://.
+PEER_OBJ := $(COMMON_OBJ) $(BUILD)/obj/server/tls_server.o
+$(BUILD)/bench/peer: tests/bench/peer.c $(PEER_OBJ) $(LIBS) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_OWN) -Isrc/common -MMD -MP $(LDFLAGS_OWN) -o $@ $< $(COMMON_OBJ) $(LIBS)
+	$(CC) $(CFLAGS_OWN) -Isrc/common -Isrc/server -MMD -MP $(LDFLAGS_OWN) -o $@ $< $(PEER_OBJ) $(LIBS)
 
 $(BUILD)/bench/svc: tests/bench/svc.c
 	@mkdir -p $(dir $@)
 	$(HOST_CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
--include $(OWN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/bench/peer.d
+-include $(OWN_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/bench/peer.d
 
 .PHONY: all bench

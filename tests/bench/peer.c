@@ -3,7 +3,7 @@
  * the result; bench.py starts it, the agent and the local services.
  *
  *   peer --scenario NAME [--port P] [--bytes N] [--streams S] [--count C]
- *        [--size S] [--idle C --idle-port Q]
+ *        [--size S] [--idle C --idle-port Q] [--tls-cert F --tls-key F]
  *
  * stdout: "port N" at start; "ready" once the agent is up and the scenario
  * set up; after a "go" line on stdin the scenario runs, then "result
@@ -24,6 +24,9 @@
 #include "handshake.h"
 #include "net.h"
 #include "num.h"
+#include "tls_io.h"
+#include "tls_server.h"
+#include "transport.h"
 #include "tunnel.h"
 #include "ws.h"
 
@@ -53,8 +56,10 @@ struct peer {
 	uint64_t count;
 	uint64_t size;
 	uint64_t idle;
+	const char *cert;
+	const char *key;
 
-	int fd;
+	struct transport tr;
 	struct ws ws;
 	struct stream *st;   /* st[id - 1] */
 	size_t nst;
@@ -277,7 +282,7 @@ static void pump(struct peer *p)
 		int moved = 0;
 
 		if (dst != NULL) {
-			ssize_t n = read(p->fd, dst, avail);
+			ssize_t n = transport_read(&p->tr, dst, avail);
 			if (n == 0 && finished) {
 				exit(0);
 			}
@@ -285,7 +290,7 @@ static void pump(struct peer *p)
 				fail("the agent closed the tunnel");
 			}
 			if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				fail("read from the agent failed");
+				fail(transport_strerror(&p->tr, errno));
 			}
 			if (n > 0) {
 				buf_commit(&p->ws.in, (size_t)n);
@@ -302,19 +307,36 @@ static void pump(struct peer *p)
 		size_t len;
 		const uint8_t *out = buf_data(&p->ws.out, &len);
 		if (len > 0) {
-			ssize_t n = send(p->fd, out, len, MSG_NOSIGNAL);
+			ssize_t n = transport_write(&p->tr, out, len);
 			if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				fail("write to the agent failed");
+				fail(transport_strerror(&p->tr, errno));
 			}
 			if (n > 0) {
 				buf_consume(&p->ws.out, (size_t)n);
 				moved = 1;
 			}
 		}
+		if (transport_flush(&p->tr) != 0) {
+			fail(transport_strerror(&p->tr, errno));
+		}
 		if (!moved) {
 			return;
 		}
 	}
+}
+
+/* Wait up to a second for the agent's socket (and stdin when asked);
+ * 1 if stdin has input. */
+static int wait_io(struct peer *p, int watch_stdin)
+{
+	struct pollfd pf[2] = {{p->tr.fd, 0, 0}, {0, POLLIN, 0}};
+
+	pf[0].events = transport_events(&p->tr, buf_len(&p->ws.out) > 0);
+	if (poll(pf, watch_stdin ? 2 : 1, 1000) < 0 && errno != EINTR) {
+		fail("poll failed");
+	}
+	transport_ready(&p->tr, pf[0].revents);
+	return watch_stdin && pf[1].revents != 0;
 }
 
 /* Serve the tunnel until done() says so (or stdin has a line, for
@@ -324,17 +346,10 @@ static void serve(struct peer *p, int (*done)(struct peer *), int watch_stdin)
 	uint64_t deadline = net_now_ms() + MAX_WAIT_MS;
 
 	for (pump(p); !done(p); pump(p)) {
-		struct pollfd pf[2] = {{p->fd, POLLIN, 0}, {0, POLLIN, 0}};
-		if (buf_len(&p->ws.out) > 0) {
-			pf[0].events |= POLLOUT;
-		}
 		if (stopped || net_now_ms() > deadline) {
 			fail(stopped ? "stopped" : "scenario timed out");
 		}
-		if (poll(pf, watch_stdin ? 2 : 1, 1000) < 0 && errno != EINTR) {
-			fail("poll failed");
-		}
-		if (watch_stdin && pf[1].revents != 0) {
+		if (wait_io(p, watch_stdin)) {
 			return;
 		}
 	}
@@ -404,17 +419,23 @@ static void upgrade(struct peer *p)
 	uint64_t deadline = net_now_ms() + 10000;
 
 	for (;;) {
-		struct pollfd pf = {p->fd, POLLIN, 0};
-		if (net_now_ms() > deadline || poll(&pf, 1, 1000) < 0) {
-			fail("no upgrade request");
+		int hs = transport_handshake(&p->tr);
+		if (hs < 0) {
+			fail(transport_strerror(&p->tr, EPROTO));
 		}
-		ssize_t n = read(p->fd, req + len, sizeof(req) - len);
+		ssize_t n = hs > 0 ? transport_read(&p->tr, req + len, sizeof(req) - len) : -1;
 		if (n == 0) {
 			fail("agent closed before its request");
 		}
-		if (n > 0) {
-			len += (size_t)n;
+		if (n < 0) {
+			if (net_now_ms() > deadline) {
+				fail("no upgrade request");
+			}
+			(void)transport_flush(&p->tr);
+			wait_io(p, 0);
+			continue;
 		}
+		len += (size_t)n;
 		enum hs_result r = hs_parse_request(req, len, sizeof(req), &hr, &used);
 		if (r == HS_DONE) {
 			break;
@@ -462,8 +483,10 @@ static void parse(struct peer *p, int argc, char **argv)
 			p->size = opt_num(a, v);
 		} else if (strcmp(a, "--idle") == 0) {
 			p->idle = opt_num(a, v);
-		} else if (strcmp(a, "--tls-cert") == 0 || strcmp(a, "--tls-key") == 0) {
-			fail("wss:// is not supported by this peer yet");
+		} else if (strcmp(a, "--tls-cert") == 0 && v != NULL) {
+			p->cert = v;
+		} else if (strcmp(a, "--tls-key") == 0 && v != NULL) {
+			p->key = v;
 		} else {
 			fprintf(stderr, "peer: unknown option %s\n", a);
 			exit(2);
@@ -572,8 +595,15 @@ int main(int argc, char **argv)
 	if (p.st == NULL || p.rtt_ns == NULL) {
 		fail("out of memory");
 	}
-	p.fd = accept_agent(&port);
-	if (ws_init_server(&p.ws, 64ULL << 20, &rx, &p) != 0) {
+	struct tls_server_config *tls = NULL;
+	char err[256];
+	if (p.cert != NULL && tls_server_config_load(&tls, p.cert, p.key != NULL ? p.key : p.cert,
+						     err, sizeof(err)) != 0) {
+		fail(err);
+	}
+	int fd = accept_agent(&port);
+	transport_init(&p.tr, fd, tls != NULL ? tls_server_new(tls, fd) : NULL);
+	if ((tls != NULL && p.tr.tls == NULL) || ws_init_server(&p.ws, 64ULL << 20, &rx, &p) != 0) {
 		fail("out of memory");
 	}
 	upgrade(&p);
@@ -596,19 +626,14 @@ int main(int argc, char **argv)
 	finished = 1;
 	/* Keep the tunnel up until told to go. */
 	while (!stopped) {
-		struct pollfd pf[2] = {{p.fd, POLLIN, 0}, {0, POLLIN, 0}};
-		if (poll(pf, 2, 1000) < 0 && errno != EINTR) {
+		if (wait_io(&p, 1) && read(0, line, sizeof(line)) <= 0) {
 			break;
 		}
-		if (pf[1].revents != 0 && read(0, line, sizeof(line)) <= 0) {
-			break;
-		}
-		if (pf[0].revents != 0) {
-			pump(&p);
-		}
+		pump(&p);
 	}
 	ws_free(&p.ws);
-	close(p.fd);
+	transport_close(&p.tr);
+	tls_server_config_free(tls);
 	free(p.st);
 	free(p.rtt_ns);
 	return 0;
