@@ -20,6 +20,8 @@
 #define TC_IN_CAP (512 * 1024)
 /* Consecutive runner DATA for one TCP connection staged for one write. */
 #define TC_STAGE_CAP (512 * 1024)
+/* TLS records read from (written to) the socket in one call. */
+#define TC_TLS_STAGE (128 * 1024)
 /* Runner->local bytes queued for one connection before the tunnel stops
  * reading the WebSocket (head-of-line; bounded by the stall timeout). */
 #define TC_CONN_HWM (256 * 1024)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "bounds.h"
 #include "fmt.h"
 #include "log.h"
 #include "rand.h"
@@ -242,6 +243,10 @@ void tls_io_setup(struct tls_io *io, br_ssl_engine_context *eng, int fd, const c
 	io->eng = eng;
 	io->fd = fd;
 	io->peer = peer;
+	io->readable = 0;
+	io->writable = 1;
+	buf_init(&io->rin, TC_TLS_STAGE);
+	buf_init(&io->rout, TC_TLS_STAGE);
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	set_ciphers(eng);
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
@@ -264,6 +269,8 @@ void tls_io_setup(struct tls_io *io, br_ssl_engine_context *eng, int fd, const c
 void tls_io_free(struct tls_io *io)
 {
 	if (io != NULL) {
+		buf_free(&io->rin);
+		buf_free(&io->rout);
 		io->destroy(io);
 	}
 }
@@ -288,74 +295,129 @@ static void sock_fail(struct tls_io *io, int err)
 	}
 }
 
-/* Push prepared records to the socket. 1 if bytes moved, 0 if none could
- * (nothing pending or EAGAIN), -1 on a socket error (t marked). */
+/* Move finished records from the engine into rout. 1 if the engine has
+ * none left, 0 if rout is full. */
+static int stage(struct tls_io *io)
+{
+	for (;;) {
+		size_t len;
+		size_t room;
+		unsigned char *rec = br_ssl_engine_sendrec_buf(io->eng, &len);
+		uint8_t *dst;
+
+		if (rec == NULL) {
+			return 1;
+		}
+		dst = buf_space(&io->rout, &room);
+		if (dst == NULL) {
+			return 0;
+		}
+		if (room > len) {
+			room = len;
+		}
+		memcpy(dst, rec, room);
+		buf_commit(&io->rout, room);
+		br_ssl_engine_sendrec_ack(io->eng, room);
+	}
+}
+
+/* Stage the engine's records and write rout to the socket: one send for
+ * many records. 1 if bytes moved, 0 if none could (nothing pending, or
+ * the socket is full), -1 on a socket error (io marked). */
 static int pump_send(struct tls_io *io)
 {
 	int moved = 0;
 
 	for (;;) {
-		size_t len;
-		unsigned char *buf = br_ssl_engine_sendrec_buf(io->eng, &len);
+		size_t have;
+		const uint8_t *p;
 		ssize_t n;
+		int drained = stage(io);
 
-		if (buf == NULL) {
+		p = buf_data(&io->rout, &have);
+		if (have == 0 || !io->writable) {
 			return moved;
 		}
-		n = send(io->fd, buf, len, MSG_NOSIGNAL);
+		n = send(io->fd, p, have, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			io->writable = 0;
+			return moved;
+		}
 		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				return moved;
-			}
 			sock_fail(io, errno);
 			return -1;
 		}
-		br_ssl_engine_sendrec_ack(io->eng, (size_t)n);
+		buf_consume(&io->rout, (size_t)n);
 		moved = 1;
+		if ((size_t)n < have) {
+			io->writable = 0; /* full: wait for poll */
+			return moved;
+		}
+		if (drained) {
+			return moved;
+		}
 	}
 }
 
-/* Read records from the socket into the engine (one read). 1 if bytes
- * moved or end of stream was seen, 0 if none (EAGAIN, or the engine wants
- * no records now), -1 on failure (t marked). */
+/* Feed the engine one piece of record bytes from rin, reading the socket
+ * into rin (one large read) when it is empty. 1 if bytes moved or end of
+ * stream was seen, 0 if none (the socket has nothing, or the engine wants
+ * no records now), -1 on failure (io marked). */
 static int pump_recv(struct tls_io *io)
 {
 	size_t len;
-	unsigned char *buf;
-	ssize_t n;
+	size_t have;
+	unsigned char *rec = br_ssl_engine_recvrec_buf(io->eng, &len);
+	const uint8_t *p;
 
-	if (io->eof) {
+	if (rec == NULL) {
 		return 0;
 	}
-	buf = br_ssl_engine_recvrec_buf(io->eng, &len);
-	if (buf == NULL) {
-		return 0;
-	}
-	do {
-		n = recv(io->fd, buf, len, 0);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+	if (buf_len(&io->rin) == 0) {
+		size_t room;
+		uint8_t *dst = buf_space(&io->rin, &room);
+		ssize_t n;
+
+		if (io->eof || !io->readable || dst == NULL) {
 			return 0;
 		}
-		sock_fail(io, errno);
-		return -1;
-	}
-	if (n == 0) {
-		if (!io->hs_done) {
-			hung_up(io, "connection");
+		do {
+			n = recv(io->fd, dst, room, 0);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			io->readable = 0;
+			return 0;
+		}
+		if (n < 0) {
+			sock_fail(io, errno);
 			return -1;
 		}
-		/* End of stream without close_notify: the WebSocket layer above
-		 * has its own framing and close handshake, so report a plain end
-		 * of stream rather than an error. */
-		io->eof = 1;
-		return 1;
+		if (n == 0) {
+			if (!io->hs_done) {
+				hung_up(io, "connection");
+				return -1;
+			}
+			/* End of stream without close_notify: the WebSocket
+			 * layer above has its own framing and close handshake,
+			 * so report a plain end of stream, not an error. */
+			io->eof = 1;
+			return 1;
+		}
+		if ((size_t)n < room) {
+			io->readable = 0; /* drained: wait for poll */
+		}
+		buf_commit(&io->rin, (size_t)n);
 	}
-	br_ssl_engine_recvrec_ack(io->eng, (size_t)n);
+	p = buf_data(&io->rin, &have);
+	if (have > len) {
+		have = len;
+	}
+	memcpy(rec, p, have);
+	br_ssl_engine_recvrec_ack(io->eng, have);
+	buf_consume(&io->rin, have);
 	return 1;
 }
 
@@ -431,25 +493,30 @@ int tls_io_handshake(struct tls_io *io)
 
 ssize_t tls_io_read(struct tls_io *io, void *buf, size_t len)
 {
+	size_t done = 0;
+
 	if (io->failed) {
 		errno = io->fail_errno;
 		return -1;
 	}
-	for (;;) {
+	/* As many records as are here, up to len: one call can take what a
+	 * large socket read brought. */
+	while (done < len) {
 		unsigned st = br_ssl_engine_current_state(io->eng);
 		int sent, got;
 
 		if (st & BR_SSL_RECVAPP) {
 			size_t avail;
 			unsigned char *p = br_ssl_engine_recvapp_buf(io->eng, &avail);
-			size_t n = avail < len ? avail : len;
+			size_t n = avail < len - done ? avail : len - done;
 
-			if (n == 0) {
-				return 0; /* len == 0 */
-			}
-			memcpy(buf, p, n);
+			memcpy((uint8_t *)buf + done, p, n);
 			br_ssl_engine_recvapp_ack(io->eng, n);
-			return (ssize_t)n;
+			done += n;
+			continue;
+		}
+		if (done > 0 && (buf_len(&io->rin) == 0 || (st & BR_SSL_CLOSED))) {
+			break; /* more would take a socket read */
 		}
 		if (st & BR_SSL_CLOSED) {
 			return engine_closed(io) == 0 ? 0 : -1;
@@ -459,60 +526,67 @@ ssize_t tls_io_read(struct tls_io *io, void *buf, size_t len)
 		}
 		sent = pump_send(io); /* the engine may owe the peer a record */
 		if (sent < 0) {
-			return -1;
+			return done > 0 ? (ssize_t)done : -1;
 		}
 		got = pump_recv(io);
 		if (got < 0) {
-			return -1;
+			return done > 0 ? (ssize_t)done : -1;
 		}
 		if (!sent && !got) {
+			if (done > 0) {
+				break;
+			}
 			errno = EAGAIN;
 			return -1;
 		}
 	}
+	return (ssize_t)done;
 }
 
 ssize_t tls_io_write(struct tls_io *io, const void *buf, size_t len)
 {
+	size_t done = 0;
+
 	if (io->failed) {
 		errno = io->fail_errno;
 		return -1;
 	}
-	for (;;) {
+	/* One record per piece, staged in rout, until rout is full; the
+	 * socket gets them all at the next flush. */
+	while (done < len) {
+		if (!stage(io)) {
+			break; /* rout is full */
+		}
 		unsigned st = br_ssl_engine_current_state(io->eng);
-
 		if (st & BR_SSL_CLOSED) {
 			if (engine_closed(io) == 0) {
 				errno = EPIPE;
 			}
-			return -1;
+			return done > 0 ? (ssize_t)done : -1;
 		}
-		if (st & BR_SSL_SENDAPP) {
-			size_t avail;
-			unsigned char *p = br_ssl_engine_sendapp_buf(io->eng, &avail);
-			size_t n = avail < len ? avail : len;
+		if (!(st & BR_SSL_SENDAPP)) {
+			break;
+		}
+		size_t avail;
+		unsigned char *p = br_ssl_engine_sendapp_buf(io->eng, &avail);
+		size_t n = avail < len - done ? avail : len - done;
 
-			if (n == 0) {
-				return 0; /* len == 0 */
-			}
-			memcpy(p, buf, n);
-			br_ssl_engine_sendapp_ack(io->eng, n);
-			/* One record per write: tls_pending_out then counts every
-			 * accepted byte, and nothing waits for a later flush. */
-			br_ssl_engine_flush(io->eng, 0);
-			/* The bytes are accepted either way; a socket failure
-			 * marked t and shows on the next call. */
-			(void)pump_send(io);
-			return (ssize_t)n;
-		}
-		/* The previous record is still going out. */
-		if (pump_send(io) <= 0) {
-			if (!io->failed) {
-				errno = EAGAIN;
-			}
+		memcpy(p, (const uint8_t *)buf + done, n);
+		br_ssl_engine_sendapp_ack(io->eng, n);
+		/* A record now: tls_io_pending_out then counts every accepted
+		 * byte, and nothing waits for a later flush. */
+		br_ssl_engine_flush(io->eng, 0);
+		done += n;
+	}
+	if (done == 0) {
+		/* Nothing taken: try to make room on the socket. */
+		if (pump_send(io) < 0) {
 			return -1;
 		}
+		errno = EAGAIN;
+		return -1;
 	}
+	return (ssize_t)done;
 }
 
 int tls_io_flush(struct tls_io *io)
@@ -539,10 +613,10 @@ short tls_io_events(const struct tls_io *io, int want_write)
 	if (io->failed || (st & BR_SSL_CLOSED)) {
 		return io->eof ? 0 : POLLIN;
 	}
-	if (st & BR_SSL_SENDREC) {
+	if ((st & BR_SSL_SENDREC) || buf_len(&io->rout) > 0) {
 		ev |= POLLOUT;
 	}
-	if ((st & BR_SSL_RECVREC) && !io->eof) {
+	if ((st & BR_SSL_RECVREC) && !io->eof && buf_len(&io->rin) == 0) {
 		ev |= POLLIN;
 	}
 	if (want_write && (st & BR_SSL_SENDAPP)) {
@@ -556,7 +630,17 @@ size_t tls_io_pending_out(const struct tls_io *io)
 	size_t len = 0;
 
 	br_ssl_engine_sendrec_buf(io->eng, &len);
-	return len;
+	return len + buf_len(&io->rout);
+}
+
+void tls_io_ready(struct tls_io *io, short revents)
+{
+	if (revents & (POLLIN | POLLHUP | POLLERR)) {
+		io->readable = 1;
+	}
+	if (revents & (POLLOUT | POLLHUP | POLLERR)) {
+		io->writable = 1;
+	}
 }
 
 void tls_io_close(struct tls_io *io)

@@ -25,6 +25,8 @@
 
 #include <bearssl.h>
 
+#include "buf.h"
+
 /* One big-integer family (i31) for RSA, ECDSA and the prime curves, so its
  * code is linked once; pem.c uses the same family. */
 extern const br_ec_impl tls_io_ec;
@@ -53,6 +55,13 @@ struct tls_io {
 	int fail_errno; /* errno those calls set: EPROTO or a socket errno */
 	int hs_done;    /* handshake complete */
 	int eof;        /* the socket reached end of stream */
+	/* Record bytes between the socket and the engine, so one read or
+	 * write moves many records; and, as for plain sockets, whether poll
+	 * said the socket may be read (written) since the last short call. */
+	struct buf rin;
+	struct buf rout;
+	int readable;
+	int writable;
 	char errmsg[TLS_ERRMSG_MAX];
 };
 
@@ -72,6 +81,8 @@ int tls_io_flush(struct tls_io *io);
 /* POLLIN/POLLOUT the engine needs on its socket; want_write says the caller
  * has application bytes waiting. */
 short tls_io_events(const struct tls_io *io, int want_write);
+/* What poll() reported for the socket. */
+void tls_io_ready(struct tls_io *io, short revents);
 /* Encrypted bytes not yet written to the socket. */
 size_t tls_io_pending_out(const struct tls_io *io);
 /* Start a close_notify; later flushes send it. */

@@ -64,6 +64,10 @@ int transport_flush(struct transport *t)
 
 void transport_ready(struct transport *t, short revents)
 {
+	if (t->tls != NULL) {
+		tls_io_ready(t->tls, revents);
+		return;
+	}
 	if (revents & (POLLIN | POLLHUP | POLLERR)) {
 		t->readable = 1;
 	}
