@@ -358,30 +358,42 @@ void ws_data_end(struct ws *w, size_t len)
 	w->frame = NULL;
 }
 
+/* A machine word that may alias any bytes (like char): the mask loop reads
+ * and writes the payload a word at a time through it, at aligned
+ * addresses only, so no target needs unaligned access or a memcpy call. */
+typedef size_t __attribute__((__may_alias__)) mask_word;
+
 void ws_mask(uint8_t *p, size_t n, const uint8_t key[4])
 {
 	size_t i = 0;
 
-	/* Byte at a time up to an 8-byte boundary, then whole words with the
+	/* Byte at a time up to a word boundary, then whole words with the
 	 * key rotated to match, then the tail. XOR works in memory order, so
 	 * the byte order of the machine does not matter. */
-	while (i < n && ((uintptr_t)(p + i) & 7) != 0) {
+	while (i < n && ((uintptr_t)(p + i) & (sizeof(mask_word) - 1)) != 0) {
 		p[i] ^= key[i & 3];
 		i++;
 	}
-	if (n - i >= 8) {
-		uint8_t k8[8];
-		uint64_t k;
-		for (size_t j = 0; j < 8; j++) {
-			k8[j] = key[(i + j) & 3];
+	if (n - i >= sizeof(mask_word)) {
+		uint8_t kb[sizeof(mask_word)];
+		mask_word k;
+		for (size_t j = 0; j < sizeof(kb); j++) {
+			kb[j] = key[(i + j) & 3];
 		}
-		memcpy(&k, k8, sizeof(k));
-		for (; n - i >= 8; i += 8) {
-			uint64_t v;
-			memcpy(&v, p + i, sizeof(v));
-			v ^= k;
-			memcpy(p + i, &v, sizeof(v));
+		memcpy(&k, kb, sizeof(k));
+		mask_word *w = (mask_word *)(void *)(p + i);
+		size_t words = (n - i) / sizeof(mask_word);
+		size_t j = 0;
+		for (; j + 4 <= words; j += 4) {
+			w[j] ^= k;
+			w[j + 1] ^= k;
+			w[j + 2] ^= k;
+			w[j + 3] ^= k;
 		}
+		for (; j < words; j++) {
+			w[j] ^= k;
+		}
+		i += words * sizeof(mask_word);
 	}
 	for (; i < n; i++) {
 		p[i] ^= key[i & 3];
