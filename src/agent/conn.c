@@ -107,10 +107,10 @@ static void finish(struct conn_table *t, struct conn *c, uint8_t type, const cha
 		return;
 	}
 	if (type != 0 && c->addressable) {
-		send_msg(t, type, c->proto, c->id, text);
-		conn_table_remember_closed(t, c->id);
+		send_msg(t, type, c->proto, c->node.id, text);
+		conn_table_remember_closed(t, c->node.id);
 	}
-	log_debug("conn closed id=%u proto=%s port=%u reason=%s", (unsigned)c->id,
+	log_debug("conn closed id=%u proto=%s port=%u reason=%s", (unsigned)c->node.id,
 		  proto_name(c), (unsigned)c->port, text != NULL ? text : "close");
 	conn_table_detach(t, c);
 	queue_drop(t, c);
@@ -155,7 +155,7 @@ static ssize_t sock_send(struct conn *c, const uint8_t *p, size_t n)
 	ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
 
 	if (w < 0 && c->proto == TUNNEL_UDP && !would_block(errno)) {
-		log_debug("udp datagram dropped id=%u errno=%d", (unsigned)c->id, errno);
+		log_debug("udp datagram dropped id=%u errno=%d", (unsigned)c->node.id, errno);
 		return (ssize_t)n;
 	}
 	return w;
@@ -198,7 +198,7 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 	}
 	c = calloc(1, sizeof(*c));
 	if (c != NULL) {
-		c->id = m->client_id;
+		c->node.id = m->client_id;
 		c->proto = m->proto;
 		c->fd = fd;
 	}
@@ -212,12 +212,12 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 	c->last_ms = now;
 	if (c->proto == TUNNEL_UDP) {
 		c->state = CONN_OPEN; /* a UDP connect completes at once */
-		send_msg(t, TUNNEL_CONNECTED, c->proto, c->id, NULL);
-		log_info("conn open id=%u proto=udp port=%u", (unsigned)c->id, (unsigned)c->port);
+		send_msg(t, TUNNEL_CONNECTED, c->proto, c->node.id, NULL);
+		log_info("conn open id=%u proto=udp port=%u", (unsigned)c->node.id, (unsigned)c->port);
 	} else {
 		c->state = CONN_CONNECTING;
 		c->deadline_ms = now + t->lim.connect_timeout_ms;
-		log_debug("conn connecting id=%u proto=tcp port=%u", (unsigned)c->id, (unsigned)c->port);
+		log_debug("conn connecting id=%u proto=tcp port=%u", (unsigned)c->node.id, (unsigned)c->port);
 	}
 	interest(t, c);
 	sync_timed(t, c);
@@ -282,7 +282,7 @@ void conn_on_close(struct conn_table *t, const struct tunnel_msg *m, uint64_t no
 	if (c == NULL) {
 		return;
 	}
-	log_debug("close from runner id=%u queued=%zu", (unsigned)c->id, c->queued);
+	log_debug("close from runner id=%u queued=%zu", (unsigned)c->node.id, c->queued);
 	conn_table_detach(t, c); /* the id may be reused by a new CONNECT at once */
 	if (c->state == CONN_OPEN || (c->state == CONN_CONNECTING && c->queued > 0)) {
 		/* Connecting with bytes queued: they are delivered once the
@@ -358,14 +358,14 @@ static void connect_done(struct conn_table *t, struct conn *c, uint64_t now)
 
 	if (err != 0) {
 		net_reason(err, why, sizeof(why));
-		log_info("connect failed id=%u proto=tcp port=%u reason=\"%s\"", (unsigned)c->id,
+		log_info("connect failed id=%u proto=tcp port=%u reason=\"%s\"", (unsigned)c->node.id,
 			 (unsigned)c->port, why);
 		finish(t, c, TUNNEL_ERROR, why);
 		return;
 	}
-	log_info("conn open id=%u proto=tcp port=%u", (unsigned)c->id, (unsigned)c->port);
+	log_info("conn open id=%u proto=tcp port=%u", (unsigned)c->node.id, (unsigned)c->port);
 	if (c->addressable) {
-		send_msg(t, TUNNEL_CONNECTED, c->proto, c->id, NULL);
+		send_msg(t, TUNNEL_CONNECTED, c->proto, c->node.id, NULL);
 		c->state = CONN_OPEN;
 	} else {
 		c->state = CONN_DRAINING; /* closed by the runner while connecting */
@@ -439,7 +439,7 @@ int conn_read_one(struct conn_table *t, uint64_t now)
 	}
 	if (n < 0 && c->proto == TUNNEL_UDP && errno == ECONNREFUSED) {
 		/* ICMP port unreachable for an earlier datagram. */
-		log_debug("udp service unreachable id=%u port=%u", (unsigned)c->id, (unsigned)c->port);
+		log_debug("udp service unreachable id=%u port=%u", (unsigned)c->node.id, (unsigned)c->port);
 		set_readable(t, c, 0);
 		return 1;
 	}
@@ -452,10 +452,10 @@ int conn_read_one(struct conn_table *t, uint64_t now)
 		finish(t, c, TUNNEL_CLOSE, "local end closed");
 		return 1;
 	}
-	tunnel_header(buf, TUNNEL_DATA, c->proto, c->id, 0);
+	tunnel_header(buf, TUNNEL_DATA, c->proto, c->node.id, 0);
 	t->sink.data_end(t->sink.ctx, TUNNEL_HDR_LEN + (size_t)n);
 	c->last_ms = now;
-	log_trace("data to runner id=%u len=%zd", (unsigned)c->id, n);
+	log_trace("data to runner id=%u len=%zd", (unsigned)c->node.id, n);
 	/* A full read says more is waiting; a short one that the socket is
 	 * drained (poll will tell). A datagram socket may hold more. */
 	set_readable(t, c, c->proto == TUNNEL_UDP || (size_t)n == TC_DATA_READ);
@@ -476,7 +476,7 @@ static void check_timers(struct conn_table *t, struct conn *c, uint64_t now, uin
 	case CONN_CONNECTING:
 		if (now >= c->deadline_ms) {
 			log_info("connect failed id=%u proto=tcp port=%u reason=\"connection timed out\"",
-				 (unsigned)c->id, (unsigned)c->port);
+				 (unsigned)c->node.id, (unsigned)c->port);
 			finish(t, c, TUNNEL_ERROR, "connection timed out");
 			return;
 		}
@@ -493,7 +493,7 @@ static void check_timers(struct conn_table *t, struct conn *c, uint64_t now, uin
 		if (c->proto == TUNNEL_UDP) {
 			uint64_t idle = c->last_ms + t->lim.udp_idle_ms;
 			if (now >= idle) {
-				log_info("udp idle id=%u port=%u", (unsigned)c->id, (unsigned)c->port);
+				log_info("udp idle id=%u port=%u", (unsigned)c->node.id, (unsigned)c->port);
 				finish(t, c, TUNNEL_CLOSE, "idle");
 				return;
 			}
@@ -507,7 +507,7 @@ static void check_timers(struct conn_table *t, struct conn *c, uint64_t now, uin
 	if (c->state != CONN_DONE && c->full_since_ms != 0) {
 		uint64_t stall = c->full_since_ms + t->lim.stall_timeout_ms;
 		if (now >= stall) {
-			log_warn("local service stalled id=%u port=%u queued=%zu", (unsigned)c->id,
+			log_warn("local service stalled id=%u port=%u queued=%zu", (unsigned)c->node.id,
 				 (unsigned)c->port, c->queued);
 			finish(t, c, TUNNEL_ERROR, "local service stalled");
 			return;

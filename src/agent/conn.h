@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "bounds.h"
+#include "idmap.h"
 #include "list.h"
 #include "pollset.h"
 #include "tunnel.h"
@@ -41,7 +42,7 @@ struct chunk {
 };
 
 struct conn {
-	uint32_t id;
+	struct idmap_node node;  /* node.id: the client id; in the id map while addressable */
 	uint8_t proto;           /* TUNNEL_TCP or TUNNEL_UDP */
 	uint16_t port;
 	enum conn_state state;
@@ -58,7 +59,6 @@ struct conn {
 	uint64_t deadline_ms;    /* connect or linger deadline */
 	uint64_t last_ms;        /* UDP: last datagram either way */
 	uint64_t full_since_ms;  /* queue above the mark since, 0 if not */
-	struct conn *hnext;      /* hash chain */
 };
 
 struct conn_sink {
@@ -85,9 +85,7 @@ struct conn_table {
 	struct conn_sink sink;
 	struct pollset *ps;      /* the session's; slots [0, first_slot) are not ours */
 	size_t first_slot;
-	struct conn **buckets;   /* id hash, nbuckets = 1 << hbits (0: none yet) */
-	unsigned hbits;
-	size_t hashed;           /* connections in the hash */
+	struct idmap ids;        /* addressable connections by client id */
 	struct list ready;       /* input to read, oldest first (round robin) */
 	struct list timed;       /* connecting, lingering, UDP, or over the mark */
 	struct list done;        /* finished, not yet reaped */

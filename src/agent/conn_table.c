@@ -12,6 +12,7 @@ void conn_table_init(struct conn_table *t, const struct conn_limits *lim,
 	t->sink = sink;
 	t->ps = ps;
 	t->first_slot = ps->n;
+	idmap_init(&t->ids);
 	list_init(&t->ready);
 	list_init(&t->timed);
 	list_init(&t->done);
@@ -43,47 +44,11 @@ void conn_table_forget_closed(struct conn_table *t, uint32_t id)
 	}
 }
 
-static size_t bucket(const struct conn_table *t, uint32_t id)
-{
-	return (uint32_t)(id * 2654435761u) >> (32 - t->hbits);
-}
-
 struct conn *conn_table_find(const struct conn_table *t, uint32_t id)
 {
-	if (t->hbits == 0) {
-		return NULL;
-	}
-	for (struct conn *c = t->buckets[bucket(t, id)]; c != NULL; c = c->hnext) {
-		if (c->id == id) {
-			return c;
-		}
-	}
-	return NULL;
-}
+	struct idmap_node *n = idmap_find(&t->ids, id);
 
-/* Keep chains short: at most one connection per bucket on average. */
-static int hash_grow(struct conn_table *t)
-{
-	unsigned bits = t->hbits == 0 ? 6 : t->hbits + 1;
-	struct conn **nb = calloc((size_t)1 << bits, sizeof(*nb));
-	size_t old = t->hbits == 0 ? 0 : (size_t)1 << t->hbits;
-
-	if (nb == NULL) {
-		return -1;
-	}
-	struct conn **ob = t->buckets;
-	t->buckets = nb;
-	t->hbits = bits;
-	for (size_t i = 0; i < old; i++) {
-		while (ob[i] != NULL) {
-			struct conn *c = ob[i];
-			ob[i] = c->hnext;
-			c->hnext = nb[bucket(t, c->id)];
-			nb[bucket(t, c->id)] = c;
-		}
-	}
-	free(ob);
-	return 0;
+	return n != NULL ? list_entry(n, struct conn, node) : NULL;
 }
 
 /* Take c out of the id hash: runner messages for its id no longer reach
@@ -93,33 +58,25 @@ void conn_table_detach(struct conn_table *t, struct conn *c)
 	if (!c->addressable) {
 		return;
 	}
-	for (struct conn **pp = &t->buckets[bucket(t, c->id)]; *pp != NULL; pp = &(*pp)->hnext) {
-		if (*pp == c) {
-			*pp = c->hnext;
-			break;
-		}
-	}
+	idmap_del(&t->ids, &c->node);
 	c->addressable = 0;
-	t->hashed--;
 }
 
 /* Give c (with its fd) a poll slot and an entry in the id hash. */
 int conn_table_add(struct conn_table *t, struct conn *c)
 {
-	if ((t->hbits == 0 || t->hashed >= ((size_t)1 << t->hbits)) && hash_grow(t) != 0) {
+	if (pollset_add(t->ps, c->fd, 0, c) != 0) {
 		return -1;
 	}
-	if (pollset_add(t->ps, c->fd, 0, c) != 0) {
+	if (idmap_add(&t->ids, &c->node) != 0) {
+		pollset_del(t->ps, t->ps->n - 1);
 		return -1;
 	}
 	c->slot = t->ps->n - 1;
 	list_init(&c->ready);
 	list_init(&c->timed);
 	list_init(&c->done);
-	c->hnext = t->buckets[bucket(t, c->id)];
-	t->buckets[bucket(t, c->id)] = c;
 	c->addressable = 1;
-	t->hashed++;
 	t->live++;
 	if (c->proto == TUNNEL_UDP) {
 		t->udp++;
@@ -159,10 +116,7 @@ void conn_table_free(struct conn_table *t)
 		}
 	}
 	conn_reap(t);
-	free(t->buckets);
-	t->buckets = NULL;
-	t->hbits = 0;
-	t->hashed = 0;
+	idmap_free(&t->ids);
 	t->live = 0;
 	t->udp = 0;
 	t->over_hwm = 0;
