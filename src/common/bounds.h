@@ -42,4 +42,34 @@
 /* A session that stayed up this long resets the backoff. */
 #define TC_STABLE_MS 30000
 
+/* ---- tunnel-server ---- */
+
+/* An agent id: the last path segment of /ws/tunnel/ID. */
+#define TS_AGENT_ID_MAX 64
+/* Largest upgrade request header block accepted from an agent. */
+#define TS_REQUEST_MAX 8192
+/* A new agent connection must finish TLS and its upgrade within this. */
+#define TS_HANDSHAKE_MS 10000
+/* Exposes at most (command line, environment and config file together). */
+#define TS_EXPOSES_MAX 256
+/* Tokens in a token file at most. */
+#define TS_TOKENS_MAX 4096
+/* A token: bytes at most. */
+#define TS_TOKEN_MAX 256
+/* Agent->public bytes queued for one public connection before the server
+ * stops reading that agent's WebSocket. */
+#define TS_PUBLIC_HWM (256 * 1024)
+/* A public connection the client closed: in-flight DATA from the agent is
+ * still written for this long, then the socket closes. */
+#define TS_LINGER_MS 1000
+/* Idle agent buffers (WebSocket and TLS staging) are returned after this. */
+#define TS_IDLE_RELEASE_MS 5000
+/* Timers of agents are checked at least this often. */
+#define TS_TIMER_TICK_MS 250
+/* Admin HTTP: request header bytes, connections, and the time a client
+ * gets to send its request. */
+#define TS_ADMIN_REQUEST_MAX 4096
+#define TS_ADMIN_CONNS 32
+#define TS_ADMIN_TIMEOUT_MS 5000
+
 #endif

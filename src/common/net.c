@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -120,4 +121,102 @@ const char *net_reason(int err, char *buf, unsigned len)
 		buf[0] = (char)(buf[0] - 'A' + 'a');
 	}
 	return buf;
+}
+
+int net_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64];
+	const char *colon;
+	const char *h = s;
+	size_t hl;
+	uint64_t port = 0;
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL || end[1] != ':') {
+			return -1;
+		}
+		h = s + 1;
+		hl = (size_t)(end - h);
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL) {
+			return -1;
+		}
+		hl = (size_t)(colon - s);
+	}
+	if (hl >= sizeof(host)) {
+		return -1;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	for (const char *p = colon + 1; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || port > 65535) {
+			return -1;
+		}
+		port = port * 10 + (uint64_t)(*p - '0');
+	}
+	if (colon[1] == '\0' || port > 65535) {
+		return -1;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(host, ':') != NULL) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+		return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? 0 : -1;
+	}
+	struct sockaddr_in *a = (struct sockaddr_in *)ss;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)port);
+	*len = sizeof(*a);
+	if (host[0] == '\0' || strcmp(host, "*") == 0) {
+		a->sin_addr.s_addr = htonl(INADDR_ANY);
+		return 0;
+	}
+	if (strcmp(host, "localhost") == 0) {
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return 0;
+	}
+	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
+}
+
+uint16_t net_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6) {
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	}
+	return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
+int net_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a);
+	}
+	return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+}
+
+int net_listen(const struct sockaddr *sa, socklen_t len, int type)
+{
+	int fd = net_socket(sa->sa_family, type);
+	int one = 1;
+
+	if (fd < 0) {
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6) {
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (bind(fd, sa, len) != 0 || (type == SOCK_STREAM && listen(fd, SOMAXCONN) != 0)) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
 }

@@ -20,6 +20,16 @@ int net_connect_local(int type, uint16_t port);
 void net_tune_runner(int fd, unsigned user_timeout_ms);
 /* The numeric address of sa ("127.0.0.1", "::1") into buf. */
 void net_addr_str(const struct sockaddr *sa, char *buf, unsigned len);
+/* A numeric listen address: "HOST:PORT", "[V6]:PORT", "localhost:PORT",
+ * "*:PORT" or ":PORT" (every interface). 0, or -1 if malformed. */
+int net_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+/* The port of an address, host byte order. */
+uint16_t net_port(const struct sockaddr *sa);
+/* Non-zero for 127.0.0.0/8 and ::1. */
+int net_is_loopback(const struct sockaddr *sa);
+/* A non-blocking socket of type bound to sa (listening, for SOCK_STREAM).
+ * Returns the fd or -1 with errno. */
+int net_listen(const struct sockaddr *sa, socklen_t len, int type);
 /* "connection refused": strerror(err) with a lower-case first letter. */
 const char *net_reason(int err, char *buf, unsigned len);
 
