@@ -46,10 +46,10 @@ static void interest(struct conn_table *t, struct conn *c)
 	case CONN_OPEN:
 		/* No POLLIN while noted input waits to be read: a socket
 		 * the tunnel cannot serve yet must not wake poll again. */
-		ev = (short)((c->queued > 0 ? POLLOUT : 0) | (c->readable ? 0 : POLLIN));
+		ev = (short)((c->q.bytes > 0 ? POLLOUT : 0) | (c->readable ? 0 : POLLIN));
 		break;
 	case CONN_DRAINING:
-		ev = c->queued > 0 ? POLLOUT : 0;
+		ev = c->q.bytes > 0 ? POLLOUT : 0;
 		break;
 	case CONN_LINGER:
 		ev = POLLIN;
@@ -86,13 +86,7 @@ static void set_readable(struct conn_table *t, struct conn *c, int readable)
 
 static void queue_drop(struct conn_table *t, struct conn *c)
 {
-	while (c->head != NULL) {
-		struct chunk *k = c->head;
-		c->head = k->next;
-		free(k);
-	}
-	c->tail = NULL;
-	c->queued = 0;
+	outq_clear(&c->q);
 	if (c->full_since_ms != 0) {
 		c->full_since_ms = 0;
 		t->over_hwm--;
@@ -127,13 +121,13 @@ static void finish(struct conn_table *t, struct conn *c, uint8_t type, const cha
 }
 
 /* The queue's high-water mark, its stall clock and the poll interest that
- * follow from c->queued. */
+ * follow from c->q.bytes. */
 static void update_mark(struct conn_table *t, struct conn *c, uint64_t now)
 {
-	if (c->queued > TC_CONN_HWM && c->full_since_ms == 0) {
+	if (c->q.bytes > TC_CONN_HWM && c->full_since_ms == 0) {
 		c->full_since_ms = now != 0 ? now : 1;
 		t->over_hwm++;
-	} else if (c->queued <= TC_CONN_HWM && c->full_since_ms != 0) {
+	} else if (c->q.bytes <= TC_CONN_HWM && c->full_since_ms != 0) {
 		c->full_since_ms = 0;
 		t->over_hwm--;
 	}
@@ -226,7 +220,6 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now)
 {
 	struct conn *c = conn_table_find(t, m->client_id);
-	struct chunk *k;
 	size_t off = 0;
 
 	if (c == NULL) {
@@ -241,7 +234,7 @@ void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now
 		return;
 	}
 	c->last_ms = now;
-	if (c->state == CONN_OPEN && c->head == NULL) {
+	if (c->state == CONN_OPEN && c->q.bytes == 0) {
 		/* Nothing queued: write through, queue only what is left. */
 		ssize_t n = sock_send(c, m->payload, m->payload_len);
 		if (n < 0 && !would_block(errno)) {
@@ -254,22 +247,10 @@ void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now
 			return;
 		}
 	}
-	k = malloc(sizeof(*k) + m->payload_len - off);
-	if (k == NULL) {
+	if (outq_push(&c->q, m->payload + off, m->payload_len - off) != 0) {
 		finish(t, c, TUNNEL_ERROR, "out of memory");
 		return;
 	}
-	k->next = NULL;
-	k->len = m->payload_len - off;
-	k->off = 0;
-	memcpy(k->data, m->payload + off, k->len);
-	if (c->tail != NULL) {
-		c->tail->next = k;
-	} else {
-		c->head = k;
-	}
-	c->tail = k;
-	c->queued += k->len;
 	update_mark(t, c, now);
 }
 
@@ -282,9 +263,9 @@ void conn_on_close(struct conn_table *t, const struct tunnel_msg *m, uint64_t no
 	if (c == NULL) {
 		return;
 	}
-	log_debug("close from runner id=%u queued=%zu", (unsigned)c->node.id, c->queued);
+	log_debug("close from runner id=%u queued=%zu", (unsigned)c->node.id, c->q.bytes);
 	conn_table_detach(t, c); /* the id may be reused by a new CONNECT at once */
-	if (c->state == CONN_OPEN || (c->state == CONN_CONNECTING && c->queued > 0)) {
+	if (c->state == CONN_OPEN || (c->state == CONN_CONNECTING && c->q.bytes > 0)) {
 		/* Connecting with bytes queued: they are delivered once the
 		 * connect completes (connect_done moves on to DRAINING). */
 		if (c->state == CONN_OPEN) {
@@ -292,7 +273,7 @@ void conn_on_close(struct conn_table *t, const struct tunnel_msg *m, uint64_t no
 			c->deadline_ms = 0;
 			set_readable(t, c, 0); /* input is no longer forwarded */
 			sync_timed(t, c);
-			if (c->queued == 0) {
+			if (c->q.bytes == 0) {
 				start_linger(t, c, now);
 			}
 		}
@@ -318,35 +299,26 @@ static void start_linger(struct conn_table *t, struct conn *c, uint64_t now)
 	sync_timed(t, c);
 }
 
+static ssize_t queue_send(void *ctx, const uint8_t *p, size_t n)
+{
+	return sock_send(ctx, p, n);
+}
+
 /* Write queued chunks until the socket pushes back. */
 static void flush_one(struct conn_table *t, struct conn *c, uint64_t now)
 {
-	while (c->head != NULL) {
-		struct chunk *k = c->head;
-		ssize_t n = sock_send(c, k->data + k->off, k->len - k->off);
+	ssize_t n = outq_flush(&c->q, queue_send, c);
 
-		if (n < 0 && would_block(errno)) {
-			break; /* the socket is full */
-		}
-		if (n < 0) {
-			char why[64];
-			finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
-			return;
-		}
+	if (n < 0) {
+		char why[64];
+		finish(t, c, TUNNEL_CLOSE, net_reason(errno, why, sizeof(why)));
+		return;
+	}
+	if (n > 0) {
 		c->last_ms = now;
-		k->off += (size_t)n;
-		if (k->off < k->len) {
-			break; /* short write: the socket is full */
-		}
-		c->queued -= k->len;
-		c->head = k->next;
-		if (c->head == NULL) {
-			c->tail = NULL;
-		}
-		free(k);
 	}
 	update_mark(t, c, now);
-	if (c->state == CONN_DRAINING && c->head == NULL) {
+	if (c->state == CONN_DRAINING && c->q.bytes == 0) {
 		start_linger(t, c, now);
 	}
 }
@@ -393,7 +365,7 @@ static void on_events(struct conn_table *t, struct conn *c, short rev, uint64_t 
 	if ((rev & (POLLIN | POLLHUP | POLLERR)) && c->state == CONN_OPEN && !c->readable) {
 		set_readable(t, c, 1); /* read (or learn EOF/error) in conn_read_one */
 	}
-	if ((rev & (POLLOUT | POLLHUP | POLLERR)) && c->queued > 0) {
+	if ((rev & (POLLOUT | POLLHUP | POLLERR)) && c->q.bytes > 0) {
 		flush_one(t, c, now);
 	}
 }
@@ -508,7 +480,7 @@ static void check_timers(struct conn_table *t, struct conn *c, uint64_t now, uin
 		uint64_t stall = c->full_since_ms + t->lim.stall_timeout_ms;
 		if (now >= stall) {
 			log_warn("local service stalled id=%u port=%u queued=%zu", (unsigned)c->node.id,
-				 (unsigned)c->port, c->queued);
+				 (unsigned)c->port, c->q.bytes);
 			finish(t, c, TUNNEL_ERROR, "local service stalled");
 			return;
 		}

@@ -22,6 +22,7 @@
 #include "bounds.h"
 #include "idmap.h"
 #include "list.h"
+#include "outq.h"
 #include "pollset.h"
 #include "tunnel.h"
 
@@ -33,13 +34,6 @@ enum conn_state {
 	CONN_DONE,       /* finished; freed by conn_reap */
 };
 
-/* One DATA payload queued for the local socket. */
-struct chunk {
-	struct chunk *next;
-	size_t len;
-	size_t off; /* bytes of this chunk already written (TCP) */
-	uint8_t data[];
-};
 
 struct conn {
 	struct idmap_node node;  /* node.id: the client id; in the id map while addressable */
@@ -53,9 +47,7 @@ struct conn {
 	struct list ready;       /* on the table's ready list */
 	struct list timed;       /* on the timed list while a deadline applies */
 	struct list done;        /* on the done list once DONE */
-	struct chunk *head;      /* runner -> local queue */
-	struct chunk *tail;
-	size_t queued;           /* bytes in the queue */
+	struct outq q;           /* runner -> local bytes the socket did not take */
 	uint64_t deadline_ms;    /* connect or linger deadline */
 	uint64_t last_ms;        /* UDP: last datagram either way */
 	uint64_t full_since_ms;  /* queue above the mark since, 0 if not */

@@ -104,11 +104,7 @@ void conn_table_free(struct conn_table *t)
 		struct conn *c = t->ps->owner[i];
 		if (c->state != CONN_DONE) {
 			conn_table_detach(t, c);
-			while (c->head != NULL) {
-				struct chunk *k = c->head;
-				c->head = k->next;
-				free(k);
-			}
+			outq_clear(&c->q);
 			c->state = CONN_DONE;
 			list_del(&c->ready);
 			list_del(&c->timed);
