@@ -65,7 +65,7 @@ LIBS := $(BUILD)/deps/libwslay.a $(BUILD)/deps/libbearssl.a
 HOST_CC ?= gcc
 BENCH := $(BUILD)/bench/peer $(BUILD)/bench/svc
 
-all: $(BUILD)/tunnel-client $(BUILD)/unit-tests
+all: $(BUILD)/tunnel-client $(BUILD)/tunnel-server $(BUILD)/unit-tests
 
 $(BUILD)/deps/include/wslay/wslayver.h:
 	@mkdir -p $(dir $@)
@@ -97,6 +97,9 @@ $(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/deps/include/wslay/wslayver.h $(FLAGS
 
 $(BUILD)/tunnel-client: $(OWN_OBJ) $(LIBS) $(FLAGS_STAMP)
 	$(CC) $(OPT) $(TARGET_CFLAGS) $(LDFLAGS_OWN) $(STRIP_LDFLAG) -o $@ $(OWN_OBJ) $(LIBS)
+
+$(BUILD)/tunnel-server: $(COMMON_OBJ) $(SERVER_OBJ) $(LIBS) $(FLAGS_STAMP)
+	$(CC) $(OPT) $(TARGET_CFLAGS) $(LDFLAGS_OWN) $(STRIP_LDFLAG) -o $@ $(COMMON_OBJ) $(SERVER_OBJ) $(LIBS)
 
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(LIB_OBJ) $(LIBS)
 	$(CC) $(TARGET_CFLAGS) $(LDFLAGS_OWN) -o $@ $(UNIT_OBJ) $(LIB_OBJ) $(LIBS)

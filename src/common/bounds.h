@@ -56,6 +56,8 @@
 #define TS_TOKENS_MAX 4096
 /* A token: bytes at most. */
 #define TS_TOKEN_MAX 256
+/* UDP flows (public source addresses) of one expose at once. */
+#define TS_UDP_FLOWS 1024
 /* Agent->public bytes queued for one public connection before the server
  * stops reading that agent's WebSocket. */
 #define TS_PUBLIC_HWM (256 * 1024)

@@ -49,6 +49,19 @@ static inline void list_del(struct list *m)
 	list_init(m);
 }
 
+/* Move every member of from to the tail of to; from is left empty. */
+static inline void list_splice(struct list *from, struct list *to)
+{
+	if (list_empty(from)) {
+		return;
+	}
+	from->next->prev = to->prev;
+	to->prev->next = from->next;
+	from->prev->next = to;
+	to->prev = from->prev;
+	list_init(from);
+}
+
 /* The first member, or NULL when empty. */
 static inline struct list *list_first(const struct list *head)
 {
