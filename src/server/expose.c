@@ -96,7 +96,10 @@ int expose_open(struct server *s, const struct expose_spec *spec, char *err, siz
 	int udp = spec->proto == TUNNEL_UDP;
 	int fd;
 
-	if (ex == NULL || (udp && (ex->scratch = malloc(TC_DATA_MAX)) == NULL)) {
+	if (ex != NULL && udp) {
+		ex->scratch = malloc(TC_DATA_MAX);
+	}
+	if (ex == NULL || (udp && ex->scratch == NULL)) {
 		fmt_snprintf(err, errlen, "out of memory");
 		if (ex != NULL) {
 			free(ex->scratch);
