@@ -26,6 +26,7 @@ CFLAGS_OWN := $(OPT) $(TARGET_CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werr
               -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
               -Wno-unused-parameter $(EXTRA_CFLAGS) \
               -DTC_VERSION='"$(VERSION)"' -DTC_BUILD_EPOCH=$(BUILD_EPOCH) \
+              -DTC_TARGET='"$(notdir $(BUILD))"' \
               -I$(BUILD)/deps/include -I$(WSLAY)/lib/includes -I$(BEARSSL)/inc
 # One read-only+exec segment (no page padding between code and data), no
 # relro (nothing to protect in a static binary), no build id: about 5 KiB.

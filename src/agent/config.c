@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "fmt.h"
 #include "opts.h"
 
@@ -38,6 +39,8 @@ static const struct opt opts[] = {
 	 "live UDP connections at most [256]", NULL},
 	{0, "max-message", "MAX_MESSAGE", OPT_COUNT, F(max_message), 65544, 64ULL << 20,
 	 "largest runner message in bytes [1048576]", NULL},
+	{0, "token", "TUNNEL_TOKEN", OPT_STR, F(token), 0, 0,
+	 "token for a tunnel-server (sent as Authorization: Bearer; never logged)", NULL},
 	{0, "ca-file", "SSL_CERT_FILE", OPT_STR, F(ca_file), 0, 0,
 	 "PEM trust anchors for wss:// [system bundle]", NULL},
 	{0, "tls-server-name", "TLS_SERVER_NAME", OPT_STR, F(tls_server_name), 0, 0,
@@ -91,6 +94,18 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
 	if (c->container_id == NULL) {
 		fmt_snprintf(err, errlen, "--container-id (or $CONTAINER_ID) is required");
 		return CONFIG_ERROR;
+	}
+	if (c->token != NULL) {
+		size_t n = strlen(c->token);
+		int bad = n > TC_TOKEN_MAX;
+		for (size_t i = 0; i < n; i++) {
+			bad |= c->token[i] <= ' ' || c->token[i] > '~';
+		}
+		if (bad) {
+			fmt_snprintf(err, errlen, "--token: expected 1 to %d visible ASCII characters "
+						  "(no spaces or line breaks)", TC_TOKEN_MAX);
+			return CONFIG_ERROR;
+		}
 	}
 	if (c->reconnect_max_ms < c->reconnect_delay_ms) {
 		c->reconnect_max_ms = c->reconnect_delay_ms;

@@ -24,6 +24,7 @@ struct config {
 	uint64_t max_conns;          /* live connections, TCP + UDP; 0 = from the fd limit */
 	uint64_t max_udp;            /* live UDP connections */
 	uint64_t max_message;        /* largest runner message accepted */
+	const char *token;           /* Authorization: Bearer, or NULL */
 	/* TLS (wss://) */
 	const char *ca_file;
 	const char *tls_server_name;

@@ -41,6 +41,7 @@ struct session {
 	struct dispatch dispatch;
 	struct pollset ps;       /* slot 0: the runner socket, then connections */
 	char key[HS_KEY_LEN + 1];
+	size_t request_len;      /* the upgrade request, wiped once it is out */
 	uint64_t deadline_ms;    /* handshake or close deadline */
 	uint64_t last_rx_ms;     /* last byte from the runner */
 	uint64_t ping_sent_ms;   /* our keepalive ping, 0 if none outstanding */
@@ -194,7 +195,8 @@ static int send_upgrade(struct session *s)
 	const struct url *u = s->env->url;
 	char path[URL_PATH_MAX];
 	char host[URL_HOST_MAX + 16];
-	char req[URL_PATH_MAX + URL_HOST_MAX + 512];
+	char req[URL_PATH_MAX + URL_HOST_MAX + 512 + TC_TOKEN_MAX];
+	char extra[TC_TOKEN_MAX + 32];
 	uint8_t nonce[16];
 	int n;
 
@@ -204,8 +206,19 @@ static int send_upgrade(struct session *s)
 		return -1;
 	}
 	hs_make_key(nonce, s->key);
-	n = hs_request(req, sizeof(req), host, path, s->key);
+	extra[0] = '\0';
+	if (s->env->cfg->token != NULL) {
+		fmt_snprintf(extra, sizeof(extra), "Authorization: Bearer %s\r\n", s->env->cfg->token);
+	}
+	n = hs_request(req, sizeof(req), host, path, s->key, extra);
+	s->request_len = n > 0 ? (size_t)n : 0;
 	if (n < 0 || buf_append(&s->ws.out, req, (size_t)n) != 0) {
+		n = -1;
+	}
+	/* The token stays out of memory that is reused (and out of logs). */
+	memset(extra, 0, sizeof(extra));
+	memset(req, 0, sizeof(req));
+	if (n < 0) {
 		return -1;
 	}
 	log_debug("upgrade request path=%s", path);
@@ -238,6 +251,7 @@ static void read_upgrade(struct session *s, uint64_t now)
 		return;
 	}
 	buf_consume(&s->ws.in, used);
+	buf_wipe(&s->ws.out, s->request_len); /* it held the token */
 	s->state = ST_OPEN;
 	s->open_ms = now;
 	s->last_rx_ms = now;

@@ -30,6 +30,8 @@
 #define TC_CTRL_MAX 4096
 /* ERROR text sent to the runner, at most. */
 #define TC_ERROR_TEXT_MAX 120
+/* A token (agent --token, server tokens): bytes at most. */
+#define TC_TOKEN_MAX 256
 /* Wait for the close handshake before a redial or exit. */
 #define TC_CLOSE_WAIT_MS 1000
 /* Remembered ids we closed, so stray DATA for them gets at most one CLOSE. */
@@ -54,8 +56,6 @@
 #define TS_EXPOSES_MAX 256
 /* Tokens in a token file at most. */
 #define TS_TOKENS_MAX 4096
-/* A token: bytes at most. */
-#define TS_TOKEN_MAX 256
 /* UDP flows (public source addresses) of one expose at once. */
 #define TS_UDP_FLOWS 1024
 /* Agent->public bytes queued for one public connection before the server

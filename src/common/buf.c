@@ -71,6 +71,13 @@ int buf_append(struct buf *b, const void *p, size_t n)
 	return 0;
 }
 
+void buf_wipe(struct buf *b, size_t n)
+{
+	if (b->data != NULL) {
+		memset(b->data, 0, n < b->cap ? n : b->cap);
+	}
+}
+
 void buf_free(struct buf *b)
 {
 	free(b->data);

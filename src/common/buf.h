@@ -27,6 +27,8 @@ size_t buf_len(const struct buf *b);
 void buf_consume(struct buf *b, size_t n);
 /* Append all of p or nothing: 0, or -1 when it does not fit. */
 int buf_append(struct buf *b, const void *p, size_t n);
+/* Zero the first n bytes of the storage (a secret passed through it). */
+void buf_wipe(struct buf *b, size_t n);
 /* Release memory (the bound stays). */
 void buf_free(struct buf *b);
 

@@ -49,7 +49,7 @@ void hs_accept_for(const char *key, char accept[HS_ACCEPT_LEN + 1])
 }
 
 int hs_request(char *out, size_t outlen, const char *host, const char *path,
-	       const char *key)
+	       const char *key, const char *extra)
 {
 	int n = fmt_snprintf(out, outlen,
 			 "GET %s HTTP/1.1\r\n"
@@ -58,9 +58,10 @@ int hs_request(char *out, size_t outlen, const char *host, const char *path,
 			 "Connection: Upgrade\r\n"
 			 "Sec-WebSocket-Key: %s\r\n"
 			 "Sec-WebSocket-Version: 13\r\n"
-			 "User-Agent: tunnel-client/" TC_VERSION "\r\n"
+			 "User-Agent: tunnel-client/" TC_VERSION " (" TC_TARGET ")\r\n"
+			 "%s"
 			 "\r\n",
-			 path, host, key);
+			 path, host, key, extra);
 	return (n < 0 || (size_t)n >= outlen) ? -1 : n;
 }
 

@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef TC_TARGET
+#define TC_TARGET "unknown"
+#endif
+
 #define HS_KEY_LEN 24    /* base64 of 16 random bytes */
 #define HS_ACCEPT_LEN 28 /* base64 of a SHA-1 */
 
@@ -40,9 +44,11 @@ struct hs_request {
 void hs_make_key(const uint8_t nonce[16], char key[HS_KEY_LEN + 1]);
 /* The Sec-WebSocket-Accept value for key (HS_ACCEPT_LEN + 1 bytes). */
 void hs_accept_for(const char *key, char accept[HS_ACCEPT_LEN + 1]);
-/* Write the GET request; returns its length, or -1 if out is too small. */
+/* Write the GET request, with User-Agent: tunnel-client/VERSION (TARGET)
+ * and extra header lines (each ending in CRLF; "" for none); returns its
+ * length, or -1 if out is too small. */
 int hs_request(char *out, size_t outlen, const char *host, const char *path,
-	       const char *key);
+	       const char *key, const char *extra);
 /* Parse the response in p[0..len). On HS_DONE, *consumed is the header
  * length (bytes after it are WebSocket frames). *status gets the HTTP
  * status when one was read. At most max bytes of header are accepted. */

@@ -12,13 +12,13 @@
 
 struct token {
 	char id[TS_AGENT_ID_MAX + 1]; /* "*" for any other id */
-	char value[TS_TOKEN_MAX + 1];
+	char value[TC_TOKEN_MAX + 1];
 };
 
 struct auth {
 	struct token *tokens;
 	size_t n;
-	char all[TS_TOKEN_MAX + 1]; /* --token, or "" */
+	char all[TC_TOKEN_MAX + 1]; /* --token, or "" */
 };
 
 #define TOKEN_FILE_MAX (1u << 20)
@@ -76,10 +76,10 @@ static int parse(struct auth *a, char *text, const char *file, char *err, size_t
 				p++;
 			}
 			if (idlen == 0 || idlen > TS_AGENT_ID_MAX || toklen == 0 ||
-			    toklen > TS_TOKEN_MAX || (*p != '\0' && *p != '#')) {
+			    toklen > TC_TOKEN_MAX || (*p != '\0' && *p != '#')) {
 				fmt_snprintf(err, errlen, "--token-file %s:%u: expected \"AGENT_ID TOKEN\" "
 							  "(id up to %d bytes, token 1 to %d bytes)",
-					     file, line, TS_AGENT_ID_MAX, TS_TOKEN_MAX);
+					     file, line, TS_AGENT_ID_MAX, TC_TOKEN_MAX);
 				return -1;
 			}
 			if (a->n == TS_TOKENS_MAX) {
@@ -155,8 +155,8 @@ int auth_load(struct auth **out, const char *token, const char *file, char *err,
 		return -1;
 	}
 	if (token != NULL) {
-		if (strlen(token) > TS_TOKEN_MAX) {
-			fmt_snprintf(err, errlen, "--token: longer than %d bytes", TS_TOKEN_MAX);
+		if (strlen(token) > TC_TOKEN_MAX) {
+			fmt_snprintf(err, errlen, "--token: longer than %d bytes", TC_TOKEN_MAX);
 			auth_free(a);
 			return -1;
 		}

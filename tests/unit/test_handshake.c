@@ -21,7 +21,8 @@ TEST(handshake_rfc6455_sample_accept)
 TEST(handshake_request_has_required_headers)
 {
 	char req[512];
-	int n = hs_request(req, sizeof(req), "[::1]:8001", "/ws/tunnel/x", rfc_key);
+	int n = hs_request(req, sizeof(req), "[::1]:8001", "/ws/tunnel/x", rfc_key,
+			   "Authorization: Bearer t0k\r\n");
 
 	CHECK(n > 0 && (size_t)n == strlen(req));
 	CHECK(strncmp(req, "GET /ws/tunnel/x HTTP/1.1\r\n", 27) == 0);
@@ -30,8 +31,10 @@ TEST(handshake_request_has_required_headers)
 	CHECK(strstr(req, "\r\nConnection: Upgrade\r\n") != NULL);
 	CHECK(strstr(req, "\r\nSec-WebSocket-Version: 13\r\n") != NULL);
 	CHECK(strstr(req, rfc_key) != NULL);
+	CHECK(strstr(req, "\r\nUser-Agent: tunnel-client/" TC_VERSION " (") != NULL);
+	CHECK(strstr(req, "\r\nAuthorization: Bearer t0k\r\n\r\n") != NULL);
 	CHECK(n >= 4 && strcmp(req + n - 4, "\r\n\r\n") == 0);
-	CHECK(hs_request(req, 40, "h", "/p", rfc_key) == -1);
+	CHECK(hs_request(req, 40, "h", "/p", rfc_key, "") == -1);
 }
 
 static const char good[] =
