@@ -4,9 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <time.h>
 
 #include "bounds.h"
@@ -84,35 +81,11 @@ static uint64_t backoff_ms(const struct config *cfg, uint64_t failures)
 	return d;
 }
 
-/* Raise the soft open-file limit to the hard one (every connection is a
- * descriptor); returns the soft limit in force. The prlimit64 syscall
- * itself: musl's setrlimit brings in its all-threads machinery (2.5 KiB)
- * that a one-thread program does not need. */
-static uint64_t raise_nofile(void)
-{
-	struct {
-		uint64_t cur;
-		uint64_t max;
-	} rl, want;
-
-	if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) != 0) {
-		return 1024;
-	}
-	if (rl.cur < rl.max) {
-		want.cur = rl.max;
-		want.max = rl.max;
-		if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &want, NULL) == 0) {
-			rl.cur = rl.max;
-		}
-	}
-	return rl.cur; /* RLIM64_INFINITY is all ones: as good as unlimited */
-}
-
 /* --max-connections from the descriptors the agent can have, unless given;
  * --max-udp never above it. */
 static void size_limits(struct config *cfg)
 {
-	uint64_t nofile = raise_nofile();
+	uint64_t nofile = net_raise_nofile();
 	uint64_t budget = nofile > TC_FD_RESERVE ? nofile - TC_FD_RESERVE : 1;
 
 	if (cfg->max_conns == 0) {

@@ -30,6 +30,9 @@ int net_is_loopback(const struct sockaddr *sa);
 /* A non-blocking socket of type bound to sa (listening, for SOCK_STREAM).
  * Returns the fd or -1 with errno. */
 int net_listen(const struct sockaddr *sa, socklen_t len, int type);
+/* Raise the soft open-file limit to the hard one (every connection is a
+ * descriptor); returns the soft limit in force. */
+uint64_t net_raise_nofile(void);
 /* "connection refused": strerror(err) with a lower-case first letter. */
 const char *net_reason(int err, char *buf, unsigned len);
 

@@ -5,6 +5,7 @@
 
 #include "fmt.h"
 #include "log.h"
+#include "net.h"
 #include "server.h"
 
 /* The only process-wide state: set by signals. */
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	log_set_level(s.cfg.log_level);
+	(void)net_raise_nofile(); /* agents and public connections are descriptors */
 	setup_signals(&waitmask);
 	s.stop = &stop_flag;
 	s.reload = &reload_flag;
