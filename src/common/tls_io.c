@@ -643,6 +643,16 @@ void tls_io_ready(struct tls_io *io, short revents)
 	}
 }
 
+void tls_io_trim(struct tls_io *io)
+{
+	if (buf_len(&io->rin) == 0) {
+		buf_free(&io->rin);
+	}
+	if (buf_len(&io->rout) == 0) {
+		buf_free(&io->rout);
+	}
+}
+
 void tls_io_close(struct tls_io *io)
 {
 	if (io->failed) {

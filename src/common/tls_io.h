@@ -85,6 +85,8 @@ short tls_io_events(const struct tls_io *io, int want_write);
 void tls_io_ready(struct tls_io *io, short revents);
 /* Encrypted bytes not yet written to the socket. */
 size_t tls_io_pending_out(const struct tls_io *io);
+/* Give back the staging buffers while they are empty (an idle peer). */
+void tls_io_trim(struct tls_io *io);
 /* Start a close_notify; later flushes send it. */
 void tls_io_close(struct tls_io *io);
 /* The failure in words ("certificate expired", "unknown CA", ...). */

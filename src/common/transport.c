@@ -97,6 +97,13 @@ const char *transport_strerror(const struct transport *t, int err)
 	return strerror(err);
 }
 
+void transport_trim(struct transport *t)
+{
+	if (t->tls != NULL) {
+		tls_io_trim(t->tls);
+	}
+}
+
 void transport_shutdown(struct transport *t)
 {
 	if (t->tls != NULL) {

@@ -38,6 +38,8 @@ short transport_events(const struct transport *t, int want_write);
 size_t transport_pending_out(const struct transport *t);
 /* The last failure in words (TLS reason, or strerror of errno). */
 const char *transport_strerror(const struct transport *t, int err);
+/* Give back idle buffers (TLS staging). */
+void transport_trim(struct transport *t);
 /* Begin an orderly close (TLS close_notify); the fd stays open. */
 void transport_shutdown(struct transport *t);
 /* Close the socket and free TLS state. Safe to call twice. */

@@ -738,6 +738,8 @@ void agent_timers(struct agent *a, uint64_t now, uint64_t *next)
 		    buf_len(&a->ws.out) == 0) {
 			buf_free(&a->ws.in);
 			buf_free(&a->ws.out);
+			buf_free(&a->udp);
+			transport_trim(&a->tr);
 		}
 	}
 	if (a->deadline_ms != 0) {
