@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bounds.h"
 #include "fmt.h"
@@ -9,6 +10,8 @@
 
 #define F(field) offsetof(struct config, field)
 #define DAY_MS (86400ULL * 1000)
+
+static int add_header(void *cfg, const char *v, const char *from, char *err, size_t errlen);
 
 static const struct opt opts[] = {
 	{'r', "runner-url", "RUNNER_URL", OPT_STR, F(runner_url), 0, 0,
@@ -41,6 +44,10 @@ static const struct opt opts[] = {
 	 "largest runner message in bytes [1048576]", NULL},
 	{0, "token", "TUNNEL_TOKEN", OPT_STR, F(token), 0, 0,
 	 "token for a tunnel-server (sent as Authorization: Bearer; never logged)", NULL},
+	{0, "header", "TUNNEL_HEADERS", OPT_LIST, 0, 0, 0,
+	 "'Name: value' added to the upgrade request, repeatable (env: one per line)", add_header},
+	{0, "allow-ports", "ALLOW_PORTS", OPT_STR, F(allow_ports), 0, 0,
+	 "local ports CONNECT may reach, e.g. 22,80,8000-8999,udp:53 [every port]", NULL},
 	{0, "ca-file", "SSL_CERT_FILE", OPT_STR, F(ca_file), 0, 0,
 	 "PEM trust anchors for wss:// [system bundle]", NULL},
 	{0, "tls-server-name", "TLS_SERVER_NAME", OPT_STR, F(tls_server_name), 0, 0,
@@ -56,6 +63,98 @@ static const struct opt opts[] = {
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* Header names the upgrade request has already (or must not have). */
+static int reserved_header(const char *name, size_t n)
+{
+	static const char *const names[] = {"host", "upgrade", "connection", "user-agent",
+					    "content-length", "transfer-encoding"};
+
+	if (n >= 14 && strncasecmp(name, "sec-websocket-", 14) == 0) {
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strlen(names[i]) == n && strncasecmp(name, names[i], n) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int tchar(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* One "Name: value" line into c->headers, checked. */
+static int add_one_header(struct config *c, const char *v, size_t len, const char *from,
+			  char *err, size_t errlen)
+{
+	const char *colon = memchr(v, ':', len);
+	size_t nlen = colon != NULL ? (size_t)(colon - v) : 0;
+	const char *val = colon != NULL ? colon + 1 : NULL;
+	size_t vlen;
+
+	for (size_t i = 0; i < nlen; i++) {
+		if (!tchar(v[i])) {
+			nlen = 0;
+		}
+	}
+	if (nlen == 0) {
+		fmt_snprintf(err, errlen, "%s: expected 'Name: value' with a header name of "
+					  "letters, digits and !#$%%&'*+-.^_`|~", from);
+		return -1;
+	}
+	if (nlen == 13 && strncasecmp(v, "authorization", 13) == 0) {
+		c->header_auth = 1;
+	}
+	if (reserved_header(v, nlen)) {
+		fmt_snprintf(err, errlen, "%s: %.*s is the upgrade request's own header", from,
+			     (int)nlen, v);
+		return -1;
+	}
+	while (val < v + len && (*val == ' ' || *val == '\t')) {
+		val++;
+	}
+	vlen = (size_t)(v + len - val);
+	for (size_t i = 0; i < vlen; i++) {
+		unsigned char ch = (unsigned char)val[i];
+		if ((ch < ' ' && ch != '\t') || ch == 0x7f) {
+			fmt_snprintf(err, errlen, "%s: the value of %.*s has a control character "
+						  "(CR, LF, ...)", from, (int)nlen, v);
+			return -1;
+		}
+	}
+	if (c->headers_len + nlen + vlen + 4 >= sizeof(c->headers)) {
+		fmt_snprintf(err, errlen, "%s: headers longer than %d bytes in all", from,
+			     TC_HEADERS_MAX);
+		return -1;
+	}
+	c->headers_len += (size_t)fmt_snprintf(c->headers + c->headers_len,
+					       sizeof(c->headers) - c->headers_len, "%.*s: %.*s\r\n",
+					       (int)nlen, v, (int)vlen, val);
+	return 0;
+}
+
+/* --header (one line), or TUNNEL_HEADERS (one per line). */
+static int add_header(void *cfg, const char *v, const char *from, char *err, size_t errlen)
+{
+	while (*v != '\0') {
+		const char *nl = from[0] == '$' ? strchr(v, '\n') : NULL;
+		size_t len = nl != NULL ? (size_t)(nl - v) : strlen(v);
+		size_t line = len;
+
+		if (line > 0 && v[line - 1] == '\r' && from[0] == '$') {
+			line--;
+		}
+		if (line > 0 && add_one_header(cfg, v, line, from, err, errlen) != 0) {
+			return -1;
+		}
+		v += nl != NULL ? len + 1 : len;
+	}
+	return 0;
+}
 
 static void set_defaults(struct config *c)
 {
@@ -93,6 +192,15 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
 	}
 	if (c->container_id == NULL) {
 		fmt_snprintf(err, errlen, "--container-id (or $CONTAINER_ID) is required");
+		return CONFIG_ERROR;
+	}
+	if (c->allow_ports != NULL && allow_parse(c->allow_ports, &c->allow) != 0) {
+		fmt_snprintf(err, errlen, "--allow-ports: '%s' is not a list like "
+					  "22,80,8000-8999,udp:53,tcp:1000-2000 (ports 1-65535)", c->allow_ports);
+		return CONFIG_ERROR;
+	}
+	if (c->token != NULL && c->header_auth) {
+		fmt_snprintf(err, errlen, "--header: an Authorization header and --token together");
 		return CONFIG_ERROR;
 	}
 	if (c->token != NULL) {

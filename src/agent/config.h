@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "allow.h"
+#include "bounds.h"
 #include "log.h"
 
 struct config {
@@ -25,6 +27,11 @@ struct config {
 	uint64_t max_udp;            /* live UDP connections */
 	uint64_t max_message;        /* largest runner message accepted */
 	const char *token;           /* Authorization: Bearer, or NULL */
+	const char *allow_ports;     /* --allow-ports as given, or NULL */
+	struct allow allow;          /* ... parsed; n == 0: every port */
+	char headers[TC_HEADERS_MAX]; /* --header lines, each "Name: value\r\n" */
+	size_t headers_len;
+	int header_auth;             /* one of them is Authorization */
 	/* TLS (wss://) */
 	const char *ca_file;
 	const char *tls_server_name;

@@ -169,6 +169,13 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 		return;
 	}
 	conn_table_forget_closed(t, m->client_id);
+	if (!allow_match(t->lim.allow, m->proto, m->port)) {
+		log_warn("connect refused id=%u proto=%s port=%u reason=\"port not allowed\"",
+			 (unsigned)m->client_id, m->proto == TUNNEL_UDP ? "udp" : "tcp", (unsigned)m->port);
+		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "port not allowed");
+		conn_table_remember_closed(t, m->client_id);
+		return;
+	}
 	if (t->live >= t->lim.max_conns) {
 		log_warn("connect refused id=%u reason=\"too many connections\" max=%zu",
 			 (unsigned)m->client_id, t->lim.max_conns);

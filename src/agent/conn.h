@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "allow.h"
 #include "bounds.h"
 #include "idmap.h"
 #include "list.h"
@@ -65,6 +66,7 @@ struct conn_sink {
 };
 
 struct conn_limits {
+	const struct allow *allow; /* --allow-ports */
 	size_t max_conns;
 	size_t max_udp;
 	uint64_t connect_timeout_ms;

@@ -16,12 +16,19 @@
 #include "tls_client.h"
 #include "url.h"
 
-/* The only process-wide state: set by SIGTERM/SIGINT. */
+/* The only process-wide state: set by signals. SIGTERM/SIGINT stop;
+ * SIGHUP ends a backoff wait (dial now). */
 static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t dial_flag;
 
 static void on_stop(int sig)
 {
 	stop_flag = sig;
+}
+
+static void on_dial(int sig)
+{
+	dial_flag = sig;
 }
 
 /* Block the stop signals except while waiting in ppoll (waitmask), so a
@@ -38,20 +45,30 @@ static void setup_signals(sigset_t *waitmask)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_dial;
+	sigaction(SIGHUP, &sa, NULL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, waitmask);
 	sigdelset(waitmask, SIGTERM);
 	sigdelset(waitmask, SIGINT);
+	sigdelset(waitmask, SIGHUP);
 }
 
-/* Wait ms milliseconds or until a stop signal. */
+/* Wait ms milliseconds, or until a stop signal or SIGHUP (dial now). */
 static void wait_ms(uint64_t ms, const sigset_t *waitmask)
 {
 	uint64_t until = net_now_ms() + ms;
 
+	dial_flag = 0;
 	while (!stop_flag) {
+		if (dial_flag) {
+			log_info("SIGHUP: dialling now");
+			dial_flag = 0;
+			return;
+		}
 		uint64_t now = net_now_ms();
 		struct timespec ts;
 		if (now >= until) {

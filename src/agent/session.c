@@ -195,8 +195,8 @@ static int send_upgrade(struct session *s)
 	const struct url *u = s->env->url;
 	char path[URL_PATH_MAX];
 	char host[URL_HOST_MAX + 16];
-	char req[URL_PATH_MAX + URL_HOST_MAX + 512 + TC_TOKEN_MAX];
-	char extra[TC_TOKEN_MAX + 32];
+	char req[URL_PATH_MAX + URL_HOST_MAX + 512 + TC_TOKEN_MAX + TC_HEADERS_MAX];
+	char extra[TC_TOKEN_MAX + 32 + TC_HEADERS_MAX];
 	uint8_t nonce[16];
 	int n;
 
@@ -206,10 +206,9 @@ static int send_upgrade(struct session *s)
 		return -1;
 	}
 	hs_make_key(nonce, s->key);
-	extra[0] = '\0';
-	if (s->env->cfg->token != NULL) {
-		fmt_snprintf(extra, sizeof(extra), "Authorization: Bearer %s\r\n", s->env->cfg->token);
-	}
+	const char *tok = s->env->cfg->token;
+	fmt_snprintf(extra, sizeof(extra), "%s%s%s%s", tok != NULL ? "Authorization: Bearer " : "",
+		     tok != NULL ? tok : "", tok != NULL ? "\r\n" : "", s->env->cfg->headers);
 	n = hs_request(req, sizeof(req), host, path, s->key, extra);
 	s->request_len = n > 0 ? (size_t)n : 0;
 	if (n < 0 || buf_append(&s->ws.out, req, (size_t)n) != 0) {
@@ -534,6 +533,7 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	}
 	net_tune_runner(fd, (unsigned)(env->cfg->ping_interval_ms + env->cfg->ping_timeout_ms));
 
+	lim.allow = &env->cfg->allow;
 	lim.max_conns = env->cfg->max_conns;
 	lim.max_udp = env->cfg->max_udp;
 	lim.connect_timeout_ms = env->cfg->connect_timeout_ms;

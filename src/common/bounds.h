@@ -30,6 +30,10 @@
 #define TC_CTRL_MAX 4096
 /* ERROR text sent to the runner, at most. */
 #define TC_ERROR_TEXT_MAX 120
+/* --allow-ports entries at most. */
+#define TC_ALLOW_MAX 64
+/* --header lines, all together, bytes at most. */
+#define TC_HEADERS_MAX 2048
 /* A token (agent --token, server tokens): bytes at most. */
 #define TC_TOKEN_MAX 256
 /* Wait for the close handshake before a redial or exit. */

@@ -57,6 +57,7 @@ int fmt_vsnprintf(char *buf, size_t len, const char *f, va_list ap)
 		int left = 0;
 		char pad = ' ';
 		size_t width = 0;
+		size_t prec = (size_t)-1; /* %s: at most this many bytes */
 		int lng = 0; /* 0 int, 1 long, 2 long long, 3 size_t */
 		char num[24];
 		char *end = num + sizeof(num);
@@ -77,6 +78,15 @@ int fmt_vsnprintf(char *buf, size_t len, const char *f, va_list ap)
 		for (; *f >= '0' && *f <= '9'; f++) {
 			width = width * 10 + (size_t)(*f - '0');
 		}
+		if (*f == '.' && f[1] == '*') {
+			int p = va_arg(ap, int);
+			prec = p >= 0 ? (size_t)p : (size_t)-1;
+			f += 2;
+		} else if (*f == '.') {
+			for (prec = 0, f++; *f >= '0' && *f <= '9'; f++) {
+				prec = prec * 10 + (size_t)(*f - '0');
+			}
+		}
 		if (*f == 'z') {
 			lng = 3;
 			f++;
@@ -93,7 +103,7 @@ int fmt_vsnprintf(char *buf, size_t len, const char *f, va_list ap)
 			if (s == NULL) {
 				s = "(null)";
 			}
-			put_padded(&o, s, strlen(s), width, left, ' ');
+			put_padded(&o, s, strnlen(s, prec), width, left, ' ');
 			break;
 		}
 		case 'c': {

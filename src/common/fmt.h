@@ -2,8 +2,8 @@
  * point (musl's printf brings about 12 KiB of code we would never run).
  *
  * Conversions: %s %c %d %i %u %x %% with the length modifiers l, ll, z;
- * flags '-' and '0' and a decimal field width. Anything else is copied
- * literally. */
+ * flags '-' and '0', a decimal field width, and a precision for %s (".N"
+ * or ".*"). Anything else is copied literally. */
 #ifndef FMT_H
 #define FMT_H
 

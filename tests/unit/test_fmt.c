@@ -31,3 +31,18 @@ TEST(fmt_truncates_like_snprintf)
 	CHECK(fmt_snprintf(b, 1, "xyz") == 3 && b[0] == '\0');
 	CHECK(fmt_snprintf(NULL, 0, "%u", 12345u) == 5);
 }
+
+TEST(fmt_string_precision)
+{
+	char b[32];
+
+	CHECK(fmt_snprintf(b, sizeof(b), "[%.3s]", "abcdef") == 5);
+	CHECK_STR(b, "[abc]");
+	CHECK(fmt_snprintf(b, sizeof(b), "[%.*s|%.*s]", 2, "xyz", 9, "ab") == 7);
+	CHECK_STR(b, "[xy|ab]");
+	CHECK(fmt_snprintf(b, sizeof(b), "[%5.2s]", "abc") == 7);
+	CHECK_STR(b, "[   ab]");
+	static const char unterminated[2] = {'o', 'k'};
+	CHECK(fmt_snprintf(b, sizeof(b), "%.*s", 2, unterminated) == 2);
+	CHECK_STR(b, "ok");
+}
