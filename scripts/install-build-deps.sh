@@ -22,9 +22,10 @@ fi
 command -v apt-get >/dev/null || { echo "install-build-deps: needs apt-get (Debian/Ubuntu)" >&2; exit 2; }
 
 # Host: compilers, musl, tests (pytest + websockets for the fake runner,
-# openssl CLI for TLS certificates), tooling the scripts use.
+# openssl CLI for TLS certificates, headless chromium for tunnel-server's
+# admin page), tooling the scripts use.
 pkgs=(gcc make binutils musl-tools musl-dev file xz-utils curl ca-certificates
-	python3 python3-pytest python3-websockets openssl valgrind shellcheck
+	python3 python3-pytest python3-websockets openssl chromium valgrind shellcheck
 	clang libclang-rt-14-dev)  # libFuzzer + sanitizers for ./build.sh fuzz
 
 cross_arches=()
