@@ -72,10 +72,17 @@
 #define TS_IDLE_RELEASE_MS 5000
 /* Timers of agents are checked at least this often. */
 #define TS_TIMER_TICK_MS 250
-/* Admin HTTP: request header bytes, connections, and the time a client
- * gets to send its request. */
+/* Connections accepted per wake-up of a listener, and how long a listener
+ * rests when descriptors run out. */
+#define TS_ACCEPT_BATCH 64
+#define TS_ACCEPT_PAUSE_MS 250
+/* Admin HTTP: request header bytes, connections, the time a client gets to
+ * send its request (and to take the answer), the largest answer, and how
+ * long input is drained after it so the close is not a reset. */
 #define TS_ADMIN_REQUEST_MAX 4096
 #define TS_ADMIN_CONNS 32
 #define TS_ADMIN_TIMEOUT_MS 5000
+#define TS_ADMIN_RESPONSE_MAX (16u << 20)
+#define TS_ADMIN_LINGER_MS 1000
 
 #endif

@@ -95,3 +95,17 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		off += (size_t)w;
 	}
 }
+
+const char *log_safe(char *buf, size_t cap, const char *s)
+{
+	size_t i = 0;
+
+	for (; s[i] != '\0' && i + 1 < cap; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		buf[i] = ch >= ' ' && ch < 0x7f && ch != '"' && ch != '\\' ? (char)ch : '?';
+	}
+	if (cap > 0) {
+		buf[i] = '\0';
+	}
+	return buf;
+}

@@ -4,6 +4,8 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_TRACE, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Set the threshold; lines below it are not printed. Default LOG_INFO. */
@@ -12,6 +14,9 @@ void log_set_level(enum log_level level);
 int log_level_parse(const char *s, enum log_level *out);
 /* Non-zero if a line at this level would be printed. */
 int log_enabled(enum log_level level);
+/* s as a safe log value in buf: printable ASCII only, '"' and '\\' and
+ * anything else as '?', cut to fit. Returns buf. For text from a peer. */
+const char *log_safe(char *buf, size_t cap, const char *s);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

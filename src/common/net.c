@@ -246,3 +246,17 @@ uint64_t net_raise_nofile(void)
 	}
 	return rl.cur; /* RLIM64_INFINITY is all ones: as good as unlimited */
 }
+
+int net_ppoll(struct pollfd *pfd, nfds_t n, const struct timespec *ts, const sigset_t *waitmask)
+{
+	int r = ppoll(pfd, n, ts, waitmask);
+	sigset_t pending;
+
+	if (r > 0 && waitmask != NULL && sigpending(&pending) == 0 && !sigisemptyset(&pending)) {
+		static const struct timespec zero = {0, 0};
+		int err = errno;
+		(void)ppoll(NULL, 0, &zero, waitmask); /* the handlers run here */
+		errno = err;
+	}
+	return r;
+}

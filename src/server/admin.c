@@ -27,23 +27,13 @@
 #include "expose.h"
 #include "fmt.h"
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "net.h"
 #include "num.h"
 #include "registry.h"
 #include "server.h"
 
-/* Connections accepted per wake-up of the listener. */
-#define ADMIN_ACCEPT_BATCH 16
-/* An answer at most (a /status of thousands of agents is a few MiB); a
- * larger one is refused with 500. */
-#define ADMIN_RESPONSE_MAX (16u << 20)
-/* After the answer: how long what the client still sends is read and
- * dropped, so that closing does not reset the connection (and the answer
- * with it) under a client that sent more than its head. */
-#define ADMIN_LINGER_MS 1000
-/* The listener rests this long when accept() finds no descriptor. */
-#define ADMIN_PAUSE_MS 250
 /* Clock ticks per second in /proc: USER_HZ, 100 on every Linux target
  * (sysconf(_SC_CLK_TCK) says so too, at a cost of 1 KiB). */
 #define USER_HZ 100
@@ -58,7 +48,7 @@ enum conn_state {
 /* An answer: p[start..len) is what is still to be written. The body is
  * appended behind TEXT_HEAD_ROOM free bytes, its status line and headers
  * then go in front of it (text_prepend), and the writer consumes from the
- * front: one allocation, no copy. At most ADMIN_RESPONSE_MAX bytes; once
+ * front: one allocation, no copy. At most TS_ADMIN_RESPONSE_MAX bytes; once
  * it could not grow, failed says why (TEXT_NO_MEMORY, TEXT_TOO_BIG) and
  * every later addition is a no-op. */
 enum { TEXT_OK, TEXT_NO_MEMORY, TEXT_TOO_BIG };
@@ -85,12 +75,10 @@ struct admin_conn {
 };
 
 struct admin {
-	struct pollable pl; /* first: OWN_ADMIN and the listener's slot */
-	int fd;
+	struct listener l;  /* first: OWN_ADMIN and the listener's slot */
 	char where[72];     /* the --admin address, as given */
 	struct list conns;
-	size_t n_conns;     /* on conns, finished ones included */
-	uint64_t paused_until; /* listener hidden from poll() until then, or 0 */
+	size_t n_conns;     /* reading a request or writing an answer (the limit) */
 	uint64_t start_ms;  /* process start, Unix milliseconds */
 };
 
@@ -102,7 +90,7 @@ static char *text_room(struct text *t, size_t n)
 	if (t->failed) {
 		return NULL;
 	}
-	if (n >= ADMIN_RESPONSE_MAX - t->len) {
+	if (n >= TS_ADMIN_RESPONSE_MAX - t->len) {
 		t->failed = TEXT_TOO_BIG;
 		return NULL;
 	}
@@ -701,6 +689,9 @@ static void finish(struct server *s, struct admin_conn *c, const char *why)
 	if (why != NULL) {
 		log_debug("admin connection closed addr=%s reason=\"%s\"", c->addr, why);
 	}
+	if (c->state != AC_LINGER) {
+		s->admin->n_conns--;
+	}
 	c->state = AC_DONE;
 	pollset_set(&s->ps, c->pl.slot, 0);
 }
@@ -752,8 +743,9 @@ static void flush(struct server *s, struct admin_conn *c, uint64_t now)
 	}
 	text_free(&c->out);
 	shutdown(c->fd, SHUT_WR);
-	c->state = AC_LINGER;
-	c->deadline = now + ADMIN_LINGER_MS;
+	c->state = AC_LINGER; /* on its way out: no longer counts */
+	s->admin->n_conns--;
+	c->deadline = now + TS_ADMIN_LINGER_MS;
 	pollset_set(&s->ps, c->pl.slot, POLLIN);
 	linger(s, c);
 }
@@ -911,27 +903,13 @@ static void accept_conns(struct server *s, uint64_t now)
 {
 	struct admin *a = s->admin;
 
-	for (int i = 0; i < ADMIN_ACCEPT_BATCH; i++) {
+	for (int i = 0; i < TS_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(a->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = listener_accept(s, &a->l, now, &ss);
 		struct admin_conn *c;
 		char addr[64];
 
 		if (fd < 0) {
-			char why[64];
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* The connection stays queued: rest instead of waking
-				 * for it at every turn. */
-				log_warn("admin accept failed reason=\"%s\"",
-					 net_reason(errno, why, sizeof(why)));
-				pollset_set(&s->ps, a->pl.slot, 0);
-				a->paused_until = now + ADMIN_PAUSE_MS;
-			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-				   errno != ECONNABORTED) {
-				log_warn("admin accept failed reason=\"%s\"",
-					 net_reason(errno, why, sizeof(why)));
-			}
 			return;
 		}
 		net_addr_str((const struct sockaddr *)&ss, addr, sizeof(addr));
@@ -972,23 +950,24 @@ int admin_open(struct server *s, char *err, size_t errlen)
 		fmt_snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	a->pl.owner = OWN_ADMIN;
+	a->l.pl.owner = OWN_ADMIN;
+	a->l.what = "admin";
 	list_init(&a->conns);
 	fmt_snprintf(a->where, sizeof(a->where), "%s", s->cfg.admin);
-	a->fd = net_listen(sa, s->cfg.admin_len, SOCK_STREAM);
-	if (a->fd < 0) {
+	a->l.fd = net_listen(sa, s->cfg.admin_len, SOCK_STREAM);
+	if (a->l.fd < 0) {
 		fmt_snprintf(err, errlen, "--admin %s: %s", s->cfg.admin,
 			     net_reason(errno, why, sizeof(why)));
 		free(a);
 		return -1;
 	}
-	if (pollset_add(&s->ps, a->fd, POLLIN, &a->pl) != 0) {
+	if (pollset_add(&s->ps, a->l.fd, POLLIN, &a->l.pl) != 0) {
 		fmt_snprintf(err, errlen, "out of memory");
-		close(a->fd);
+		close(a->l.fd);
 		free(a);
 		return -1;
 	}
-	a->pl.slot = s->ps.n - 1;
+	a->l.pl.slot = s->ps.n - 1;
 	a->start_ms = process_start_ms();
 	if (a->start_ms == 0) {
 		a->start_ms = (uint64_t)s->started_at * 1000;
@@ -1032,14 +1011,7 @@ void admin_timers(struct server *s, uint64_t now, uint64_t *next)
 {
 	struct admin *a = s->admin;
 
-	if (a->paused_until != 0) {
-		if (now >= a->paused_until) {
-			a->paused_until = 0;
-			pollset_set(&s->ps, a->pl.slot, POLLIN);
-		} else if (a->paused_until < *next) {
-			*next = a->paused_until;
-		}
-	}
+	listener_timers(s, &a->l, now, next);
 	for (struct list *l = a->conns.next; l != &a->conns; l = l->next) {
 		struct admin_conn *c = list_entry(l, struct admin_conn, link);
 
@@ -1061,7 +1033,9 @@ static void conn_free(struct server *s, struct admin_conn *c)
 	server_drop_slot(s, c->pl.slot);
 	close(c->fd);
 	list_del(&c->link);
-	s->admin->n_conns--;
+	if (c->state == AC_READ || c->state == AC_WRITE) {
+		s->admin->n_conns--;
+	}
 	buf_free(&c->in);
 	text_free(&c->out);
 	free(c);
@@ -1088,8 +1062,8 @@ void admin_close(struct server *s)
 	for (struct list *l = list_first(&a->conns); l != NULL; l = list_first(&a->conns)) {
 		conn_free(s, list_entry(l, struct admin_conn, link));
 	}
-	server_drop_slot(s, a->pl.slot);
-	close(a->fd);
+	server_drop_slot(s, a->l.pl.slot);
+	close(a->l.fd);
 	free(a);
 	s->admin = NULL;
 }

@@ -472,7 +472,9 @@ static void admit(struct agent *a, const struct hs_request *req, size_t used, ui
 	a->last_rx_ms = now;
 	a->connected_at = (int64_t)time(NULL);
 	s->n.agents_accepted++;
-	log_info("agent connected id=%s addr=%s user_agent=\"%s\"", a->id, a->addr, a->user_agent);
+	char ua[HS_USER_AGENT_MAX];
+	log_info("agent connected id=%s addr=%s user_agent=\"%s\"", a->id, a->addr,
+		 log_safe(ua, sizeof(ua), a->user_agent));
 	if (old != NULL) {
 		/* The newest wins; the old one's end must not unregister it. */
 		old->registered = 0;

@@ -10,6 +10,7 @@
 #include "agent.h"
 #include "bounds.h"
 #include "fmt.h"
+#include "listener.h"
 #include "log.h"
 #include "net.h"
 #include "public.h"
@@ -17,16 +18,11 @@
 #include "server.h"
 #include "tunnel.h"
 
-/* Connections accepted (datagrams read) per wake-up, so one busy expose
- * cannot hold the loop. */
-#define ACCEPT_BATCH 64
-
 struct expose {
-	struct pollable pl; /* first: OWN_EXPOSE and the slot */
+	struct listener l;  /* first: OWN_EXPOSE, the slot, the socket (TCP or UDP) */
 	struct server *srv;
 	struct expose_spec spec;
 	char name[200];
-	int fd;
 	int keep;
 	struct list link;   /* on the server's exposes */
 	struct list conns;  /* public TCP connections */
@@ -122,10 +118,11 @@ int expose_open(struct server *s, const struct expose_spec *spec, char *err, siz
 		free(ex);
 		return -1;
 	}
-	ex->pl.owner = OWN_EXPOSE;
-	ex->pl.slot = s->ps.n - 1;
+	ex->l.pl.owner = OWN_EXPOSE;
+	ex->l.what = ex->name;
+	ex->l.pl.slot = s->ps.n - 1;
 	ex->srv = s;
-	ex->fd = fd;
+	ex->l.fd = fd;
 	ex->keep = 1;
 	list_init(&ex->conns);
 	list_init(&ex->flows);
@@ -155,8 +152,8 @@ void expose_close(struct server *s, struct expose *ex)
 		flow_end(list_entry(l, struct flow, link), 1, "expose removed");
 	}
 	list_del(&ex->link);
-	server_drop_slot(s, ex->pl.slot);
-	close(ex->fd);
+	server_drop_slot(s, ex->l.pl.slot);
+	close(ex->l.fd);
 	free(ex->scratch);
 	free(ex);
 }
@@ -165,18 +162,11 @@ void expose_close(struct server *s, struct expose *ex)
 
 static void accept_tcp(struct expose *ex, uint64_t now)
 {
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
+	for (int i = 0; i < TS_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(ex->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = listener_accept(ex->srv, &ex->l, now, &ss);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED) {
-				char why[64];
-				log_warn("accept failed expose=%s reason=\"%s\"", ex->name,
-					 net_reason(errno, why, sizeof(why)));
-			}
 			return;
 		}
 		public_accept(ex->srv, ex, fd, (const struct sockaddr *)&ss, now);
@@ -232,10 +222,10 @@ static struct flow *new_flow(struct expose *ex, const struct sockaddr_storage *s
 
 static void read_udp(struct expose *ex, uint64_t now)
 {
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
+	for (int i = 0; i < TS_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		ssize_t n = recvfrom(ex->fd, ex->scratch, TC_DATA_MAX, 0, (struct sockaddr *)&ss, &sl);
+		ssize_t n = recvfrom(ex->l.fd, ex->scratch, TC_DATA_MAX, 0, (struct sockaddr *)&ss, &sl);
 		struct flow *f;
 		uint8_t *dst;
 
@@ -267,7 +257,7 @@ void expose_flow_send(struct tunnel_end *e, const uint8_t *p, size_t n)
 	struct flow *f = FLOW(e);
 
 	f->last_ms = net_now_ms();
-	if (sendto(f->ex->fd, p, n, 0, (const struct sockaddr *)&f->addr, f->alen) < 0) {
+	if (sendto(f->ex->l.fd, p, n, 0, (const struct sockaddr *)&f->addr, f->alen) < 0) {
 		log_debug("udp datagram to client dropped expose=%s id=%u errno=%d", f->ex->name,
 			  (unsigned)e->node.id, errno);
 	}
@@ -298,6 +288,7 @@ void expose_timers(struct server *s, uint64_t now, uint64_t *next)
 		struct expose *ex = list_entry(l, struct expose, link);
 		struct list *fl = ex->flows.next;
 
+		listener_timers(s, &ex->l, now, next);
 		while (fl != &ex->flows) {
 			struct list *following = fl->next;
 			struct flow *f = list_entry(fl, struct flow, link);

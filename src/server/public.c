@@ -20,7 +20,10 @@
 
 enum public_state {
 	PUB_OPEN,     /* spliced both ways */
-	PUB_DRAINING, /* the agent sent CLOSE: write what is queued, then close */
+	PUB_DRAINING, /* the agent sent CLOSE: write what is queued, then shut */
+	PUB_SHUT,     /* our side shut after the agent's CLOSE: the client's
+		       * input is read and dropped until its EOF or the linger
+		       * deadline, so closing cannot reset what it still reads */
 	PUB_LINGER,   /* the client sent EOF and we sent CLOSE: in-flight DATA
 		       * is still written until the linger deadline */
 	PUB_DONE,     /* finished; freed by public_reap */
@@ -105,6 +108,9 @@ static void interest(struct public *p)
 	case PUB_LINGER:
 		ev = p->q.bytes > 0 ? POLLOUT : 0;
 		break;
+	case PUB_SHUT:
+		ev = POLLIN;
+		break;
 	case PUB_DONE:
 		break;
 	}
@@ -113,7 +119,8 @@ static void interest(struct public *p)
 
 static void sync_timed(struct public *p)
 {
-	int want = p->state != PUB_DONE && (p->full_since_ms != 0 || p->state == PUB_LINGER);
+	int want = p->state != PUB_DONE &&
+		   (p->full_since_ms != 0 || p->state == PUB_LINGER || p->state == PUB_SHUT);
 
 	if (want && !list_linked(&p->timed)) {
 		list_add_tail(&p->srv->timed, &p->timed);
@@ -209,6 +216,22 @@ static ssize_t sock_send(void *ctx, const uint8_t *buf, size_t n)
 	return send(p->fd, buf, n, MSG_NOSIGNAL);
 }
 
+/* Every byte of the agent is out: shut our side and drop the client's
+ * input until its EOF (or the linger deadline). */
+static void shut(struct public *p, uint64_t now)
+{
+	if (shutdown(p->fd, SHUT_WR) != 0) {
+		finish(p, 0, LOG_DEBUG, "closed by the agent");
+		return;
+	}
+	p->state = PUB_SHUT;
+	p->deadline_ms = now + TS_LINGER_MS;
+	list_del(&p->ready);
+	p->readable = 0;
+	sync_timed(p);
+	interest(p);
+}
+
 /* Write queued bytes until the socket pushes back. */
 static void flush(struct public *p, uint64_t now)
 {
@@ -219,7 +242,7 @@ static void flush(struct public *p, uint64_t now)
 	}
 	update_mark(p, now);
 	if (p->state == PUB_DRAINING && p->q.bytes == 0) {
-		finish(p, 0, LOG_DEBUG, "closed by the agent");
+		shut(p, now);
 	}
 }
 
@@ -228,6 +251,14 @@ void public_on_events(void *owner, short revents, uint64_t now)
 	struct public *p = owner;
 
 	if (p->state == PUB_DONE) {
+		return;
+	}
+	if (p->state == PUB_SHUT) {
+		char drop[4096];
+		ssize_t n = recv(p->fd, drop, sizeof(drop), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			finish(p, 0, LOG_DEBUG, "closed by the agent");
+		}
 		return;
 	}
 	if ((revents & (POLLIN | POLLHUP | POLLERR)) && p->state == PUB_OPEN && !p->readable) {
@@ -333,7 +364,7 @@ void public_on_close(struct tunnel_end *e, const char *text, uint64_t now)
 		return;
 	}
 	if (p->q.bytes == 0) {
-		finish(p, 0, LOG_DEBUG, "closed by the agent");
+		shut(p, now);
 		return;
 	}
 	p->state = PUB_DRAINING;
@@ -369,13 +400,14 @@ void public_timers(struct server *s, uint64_t now, uint64_t *next)
 		struct list *following = l->next; /* finish() unlinks l only */
 		struct public *p = list_entry(l, struct public, timed);
 
-		if (p->state == PUB_LINGER && now >= p->deadline_ms) {
-			finish(p, 0, LOG_DEBUG, "client closed");
+		if ((p->state == PUB_LINGER || p->state == PUB_SHUT) && now >= p->deadline_ms) {
+			finish(p, 0, LOG_DEBUG, p->state == PUB_SHUT ? "closed by the agent" : "client closed");
 		} else if (p->full_since_ms != 0 && now >= p->full_since_ms + s->cfg.stall_timeout_ms) {
 			finish(p, 1, LOG_WARN, "public client stalled");
 		} else {
-			uint64_t when = p->state == PUB_LINGER ? p->deadline_ms
-							       : p->full_since_ms + s->cfg.stall_timeout_ms;
+			uint64_t when = p->state == PUB_LINGER || p->state == PUB_SHUT
+						? p->deadline_ms
+						: p->full_since_ms + s->cfg.stall_timeout_ms;
 			if (p->full_since_ms != 0 && p->full_since_ms + s->cfg.stall_timeout_ms < when) {
 				when = p->full_since_ms + s->cfg.stall_timeout_ms;
 			}

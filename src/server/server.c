@@ -13,14 +13,12 @@
 #include "bounds.h"
 #include "expose.h"
 #include "fmt.h"
+#include "listener.h"
 #include "log.h"
 #include "net.h"
 #include "public.h"
 #include "registry.h"
 #include "tls_server.h"
-
-/* Agent connections accepted per wake-up. */
-#define ACCEPT_BATCH 64
 
 void server_drop_slot(struct server *s, size_t slot)
 {
@@ -53,7 +51,6 @@ int server_init(struct server *s, char *err, size_t errlen)
 	list_init(&s->timed);
 	list_init(&s->dead_agents);
 	list_init(&s->dead_publics);
-	s->listen_fd = -1;
 	s->started_ms = net_now_ms();
 	s->started_at = time(NULL);
 	s->reg = registry_new();
@@ -68,17 +65,26 @@ int server_init(struct server *s, char *err, size_t errlen)
 	    tls_server_config_load(&s->tls, c->tls_cert, c->tls_key, err, errlen) != 0) {
 		return -1;
 	}
-	s->listen_fd = net_listen((const struct sockaddr *)&c->listen_addr, c->listen_len, SOCK_STREAM);
-	if (s->listen_fd < 0) {
-		fmt_snprintf(err, errlen, "--listen %s: %s", c->listen, net_reason(errno, why, sizeof(why)));
-		return -1;
-	}
-	s->listener.owner = OWN_LISTENER;
-	s->listener.slot = 0;
-	if (pollset_add(&s->ps, s->listen_fd, POLLIN, &s->listener) != 0) {
+	s->agents_in = calloc(1, sizeof(*s->agents_in));
+	if (s->agents_in == NULL) {
 		fmt_snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	s->agents_in->fd = net_listen((const struct sockaddr *)&c->listen_addr, c->listen_len,
+				      SOCK_STREAM);
+	if (s->agents_in->fd < 0) {
+		fmt_snprintf(err, errlen, "--listen %s: %s", c->listen, net_reason(errno, why, sizeof(why)));
+		return -1;
+	}
+	s->agents_in->pl.owner = OWN_LISTENER;
+	s->agents_in->what = "agent";
+	if (pollset_add(&s->ps, s->agents_in->fd, POLLIN, &s->agents_in->pl) != 0) {
+		close(s->agents_in->fd);
+		s->agents_in->fd = -1;
+		fmt_snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->agents_in->pl.slot = s->ps.n - 1;
 	if (c->admin != NULL && admin_open(s, err, errlen) != 0) {
 		return -1;
 	}
@@ -87,18 +93,12 @@ int server_init(struct server *s, char *err, size_t errlen)
 
 static void accept_agents(struct server *s, uint64_t now)
 {
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
+	for (int i = 0; i < TS_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = listener_accept(s, s->agents_in, now, &ss);
 		struct agent *a;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED) {
-				char why[64];
-				log_warn("accept failed reason=\"%s\"", net_reason(errno, why, sizeof(why)));
-			}
 			return;
 		}
 		net_tune_runner(fd, (unsigned)(s->cfg.ping_interval_ms + s->cfg.ping_timeout_ms));
@@ -136,6 +136,12 @@ static void reload(struct server *s, int argc, char **argv)
 	if (nc->listen_len != s->cfg.listen_len ||
 	    memcmp(&nc->listen_addr, &s->cfg.listen_addr, nc->listen_len) != 0) {
 		log_warn("reload: a new --listen address takes a restart; still on %s", s->cfg.listen);
+	}
+	if ((nc->admin == NULL) != (s->cfg.admin == NULL) ||
+	    (nc->admin != NULL && (nc->admin_len != s->cfg.admin_len ||
+				   memcmp(&nc->admin_addr, &s->cfg.admin_addr, nc->admin_len) != 0))) {
+		log_warn("reload: a new --admin address takes a restart; still on %s",
+			 s->cfg.admin != NULL ? s->cfg.admin : "none");
 	}
 	for (struct list *l = s->exposes.next; l != &s->exposes; l = l->next) {
 		struct expose *ex = expose_of_link(l);
@@ -177,6 +183,9 @@ static void reload(struct server *s, int argc, char **argv)
 	nc->listen = s->cfg.listen;
 	nc->listen_addr = s->cfg.listen_addr;
 	nc->listen_len = s->cfg.listen_len;
+	nc->admin = s->cfg.admin;
+	nc->admin_addr = s->cfg.admin_addr;
+	nc->admin_len = s->cfg.admin_len;
 	server_config_free(&s->cfg);
 	s->cfg = *nc;
 	free(nc);
@@ -193,6 +202,7 @@ static void timers(struct server *s, uint64_t now, uint64_t *next)
 		agent_timers(agent_of_link(l), now, next);
 		l = following;
 	}
+	listener_timers(s, s->agents_in, now, next);
 	public_timers(s, now, next);
 	expose_timers(s, now, next);
 	if (s->admin != NULL) {
@@ -221,35 +231,50 @@ static void pump(struct server *s, uint64_t now)
 	}
 }
 
+static int is_listener(enum owner o)
+{
+	return o == OWN_LISTENER || o == OWN_EXPOSE || o == OWN_ADMIN;
+}
+
+/* Connections first, then listeners: an end that a connection reported in
+ * this turn frees its place before a new connection takes one. */
 static void dispatch(struct server *s, size_t ready, uint64_t now)
 {
-	for (size_t i = 0; i < s->ps.n && ready > 0; i++) {
-		short rev = s->ps.pfd[i].revents;
-		struct pollable *o = s->ps.owner[i];
+	for (int pass = 0; pass < 2; pass++) {
+		size_t left = ready;
 
-		if (rev == 0) {
-			continue;
-		}
-		ready--;
-		s->ps.pfd[i].revents = 0;
-		switch (o->owner) {
-		case OWN_LISTENER:
-			accept_agents(s, now);
-			break;
-		case OWN_AGENT:
-			agent_on_events((struct agent *)o, rev, now);
-			agent_wake((struct agent *)o);
-			break;
-		case OWN_EXPOSE:
-			expose_on_events(o, rev, now);
-			break;
-		case OWN_PUBLIC:
-			public_on_events(o, rev, now);
-			break;
-		case OWN_ADMIN:
-		case OWN_ADMIN_CONN:
-			admin_on_events(s, o, rev, now);
-			break;
+		for (size_t i = 0; i < s->ps.n && left > 0; i++) {
+			short rev = s->ps.pfd[i].revents;
+			struct pollable *o = s->ps.owner[i];
+
+			if (rev == 0) {
+				continue;
+			}
+			left--;
+			if (is_listener(o->owner) != (pass == 1)) {
+				continue;
+			}
+			s->ps.pfd[i].revents = 0;
+			ready--;
+			switch (o->owner) {
+			case OWN_LISTENER:
+				accept_agents(s, now);
+				break;
+			case OWN_AGENT:
+				agent_on_events((struct agent *)o, rev, now);
+				agent_wake((struct agent *)o);
+				break;
+			case OWN_EXPOSE:
+				expose_on_events(o, rev, now);
+				break;
+			case OWN_PUBLIC:
+				public_on_events(o, rev, now);
+				break;
+			case OWN_ADMIN:
+			case OWN_ADMIN_CONN:
+				admin_on_events(s, o, rev, now);
+				break;
+			}
 		}
 	}
 }
@@ -309,7 +334,7 @@ int server_run(struct server *s, int argc, char **argv)
 		next = next > now ? next - now : 0;
 		ts.tv_sec = (time_t)(next / 1000);
 		ts.tv_nsec = (long)(next % 1000) * 1000000L;
-		r = ppoll(s->ps.pfd, s->ps.n, &ts, s->waitmask);
+		r = net_ppoll(s->ps.pfd, s->ps.n, &ts, s->waitmask);
 		if (r < 0 && errno != EINTR) {
 			log_error("poll failed: %s", strerror(errno));
 			return 1;
@@ -339,9 +364,10 @@ void server_free(struct server *s)
 	if (s->admin != NULL) {
 		admin_close(s);
 	}
-	if (s->listen_fd >= 0) {
-		close(s->listen_fd);
+	if (s->agents_in != NULL && s->agents_in->fd >= 0) {
+		close(s->agents_in->fd);
 	}
+	free(s->agents_in);
 	registry_free(s->reg);
 	auth_free(s->auth);
 	tls_server_config_free(s->tls);

@@ -55,8 +55,7 @@ struct server {
 	struct tls_server_config *tls;
 	struct tls_server_config *tls_old; /* before the last reload */
 	struct pollset ps;
-	struct pollable listener;  /* the agent listener's slot */
-	int listen_fd;
+	struct listener *agents_in; /* the agent listener */
 	struct list agents;        /* every agent connection */
 	size_t n_agents;
 	struct registry *reg;
