@@ -191,3 +191,37 @@ void fmt_print(int fd, const char *f, ...)
 		off += (size_t)w;
 	}
 }
+
+/* Days since 1970-01-01 to a civil date (proleptic Gregorian), integers
+ * only; gmtime_r would bring in musl's time-zone code. */
+static void civil(int64_t days, int *y, unsigned *m, unsigned *d)
+{
+	int64_t z = days + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+int fmt_utc(char *out, size_t len, int64_t unix_ms, int millis)
+{
+	int64_t secs = unix_ms >= 0 ? unix_ms / 1000 : -((-unix_ms + 999) / 1000);
+	int64_t days = (secs >= 0 ? secs : secs - 86399) / 86400;
+	unsigned sod = (unsigned)(secs - days * 86400);
+	int y;
+	unsigned m;
+	unsigned d;
+
+	civil(days, &y, &m, &d);
+	if (millis) {
+		return fmt_snprintf(out, len, "%04d-%02u-%02uT%02u:%02u:%02u.%03uZ", y, m, d, sod / 3600,
+				    sod / 60 % 60, sod % 60, (unsigned)(unix_ms - secs * 1000));
+	}
+	return fmt_snprintf(out, len, "%04d-%02u-%02uT%02u:%02u:%02uZ", y, m, d, sod / 3600,
+			    sod / 60 % 60, sod % 60);
+}

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Like snprintf: writes at most len bytes including the NUL (when len > 0)
  * and returns the length the whole output would have had. */
@@ -16,6 +17,9 @@ int fmt_snprintf(char *buf, size_t len, const char *f, ...)
 	__attribute__((format(printf, 3, 4)));
 int fmt_vsnprintf(char *buf, size_t len, const char *f, va_list ap)
 	__attribute__((format(printf, 3, 0)));
+/* Unix milliseconds as RFC 3339 UTC: "2026-11-22T04:20:33Z", or with
+ * millis "2026-11-22T04:20:33.116Z". Like fmt_snprintf's return. */
+int fmt_utc(char *out, size_t len, int64_t unix_ms, int millis);
 /* Format into a bounded line and write it to fd (stdout/stderr). */
 void fmt_print(int fd, const char *f, ...) __attribute__((format(printf, 2, 3)));
 

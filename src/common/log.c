@@ -39,32 +39,10 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
-/* Days since 1970-01-01 to a civil date (proleptic Gregorian), integers
- * only; gmtime_r would bring in musl's time-zone code. */
-static void civil(int64_t days, int *y, unsigned *m, unsigned *d)
-{
-	int64_t z = days + 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	char line[1024];
 	struct timespec ts;
-	int64_t secs;
-	int64_t days;
-	int year;
-	unsigned mon;
-	unsigned day;
-	unsigned sod;
 	va_list ap;
 	size_t n;
 
@@ -72,13 +50,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		return;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
-	secs = (int64_t)ts.tv_sec;
-	days = (secs >= 0 ? secs : secs - 86399) / 86400;
-	sod = (unsigned)(secs - days * 86400);
-	civil(days, &year, &mon, &day);
-	n = (size_t)fmt_snprintf(line, sizeof(line), "%04d-%02u-%02uT%02u:%02u:%02u.%03uZ %-5s ",
-				 year, mon, day, sod / 3600, sod / 60 % 60, sod % 60,
-				 (unsigned)(ts.tv_nsec / 1000000L), names[level]);
+	n = (size_t)fmt_utc(line, sizeof(line),
+			    (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000L), 1);
+	n += (size_t)fmt_snprintf(line + n, sizeof(line) - n, " %-5s ", names[level]);
 	va_start(ap, fmt);
 	n += (size_t)fmt_vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	va_end(ap);

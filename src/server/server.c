@@ -16,6 +16,7 @@
 #include "listener.h"
 #include "log.h"
 #include "net.h"
+#include "proc.h"
 #include "public.h"
 #include "registry.h"
 #include "tls_server.h"
@@ -53,6 +54,10 @@ int server_init(struct server *s, char *err, size_t errlen)
 	list_init(&s->dead_publics);
 	s->started_ms = net_now_ms();
 	s->started_at = time(NULL);
+	s->start_unix_ms = proc_start_ms();
+	if (s->start_unix_ms == 0) {
+		s->start_unix_ms = (uint64_t)s->started_at * 1000;
+	}
 	s->reg = registry_new();
 	if (s->reg == NULL) {
 		fmt_snprintf(err, errlen, "out of memory");

@@ -66,8 +66,9 @@ struct server {
 	struct list dead_publics;
 	struct admin *admin;
 	struct server_counters n;
-	uint64_t started_ms;
+	uint64_t started_ms;       /* monotonic */
 	time_t started_at;
+	uint64_t start_unix_ms;    /* process start, for process_start_time_seconds */
 	uint64_t next_tick;
 	volatile sig_atomic_t *stop;
 	volatile sig_atomic_t *reload;

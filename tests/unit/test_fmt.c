@@ -46,3 +46,17 @@ TEST(fmt_string_precision)
 	CHECK(fmt_snprintf(b, sizeof(b), "%.*s", 2, unterminated) == 2);
 	CHECK_STR(b, "ok");
 }
+
+TEST(fmt_utc_dates)
+{
+	char b[40];
+
+	CHECK(fmt_utc(b, sizeof(b), 0, 0) == 20);
+	CHECK_STR(b, "1970-01-01T00:00:00Z");
+	fmt_utc(b, sizeof(b), 1795321633116LL, 1);
+	CHECK_STR(b, "2026-11-22T04:27:13.116Z");
+	fmt_utc(b, sizeof(b), 951782400000LL, 0); /* a leap day */
+	CHECK_STR(b, "2000-02-29T00:00:00Z");
+	fmt_utc(b, sizeof(b), -1000, 0);
+	CHECK_STR(b, "1969-12-31T23:59:59Z");
+}
