@@ -32,6 +32,8 @@ struct config {
 	char headers[TC_HEADERS_MAX]; /* --header lines, each "Name: value\r\n" */
 	size_t headers_len;
 	int header_auth;             /* one of them is Authorization */
+	const char *proxy;           /* --proxy URL, or NULL (the environment decides) */
+	uint64_t check;              /* --check */
 	/* TLS (wss://) */
 	const char *ca_file;
 	const char *tls_server_name;

@@ -7,10 +7,12 @@
 #include <time.h>
 
 #include "bounds.h"
+#include "check.h"
 #include "config.h"
 #include "fmt.h"
 #include "log.h"
 #include "net.h"
+#include "proxy.h"
 #include "rand.h"
 #include "session.h"
 #include "tls_client.h"
@@ -123,6 +125,8 @@ int main(int argc, char **argv)
 	struct url url;
 	struct tls_config *tls = NULL;
 	struct session_env env;
+	struct proxy proxy;
+	char shown[URL_HOST_MAX + URL_PATH_MAX + 32];
 	sigset_t waitmask;
 	uint64_t failures = 0; /* consecutive failed connects (MAX_RECONNECT) */
 	uint64_t step = 0;     /* backoff step: grows until a stable session */
@@ -146,6 +150,17 @@ int main(int argc, char **argv)
 		fmt_print(2, "tunnel-client: %s\n", err);
 		return 2;
 	}
+	if (url.userinfo[0] != '\0' && (cfg.token != NULL || cfg.header_auth)) {
+		fmt_print(2, "tunnel-client: the runner URL's user info and %s both give an "
+			     "Authorization header\n", cfg.token != NULL ? "--token" : "--header");
+		return 2;
+	}
+	int use_proxy = proxy_select(cfg.proxy, &url, &proxy, err, sizeof(err));
+	if (use_proxy < 0) {
+		fmt_print(2, "tunnel-client: %s\n", err);
+		return 2;
+	}
+	url_display(&url, shown, sizeof(shown));
 	log_set_level(cfg.log_level);
 	size_limits(&cfg);
 	if (url.tls && tls_client_config_load(&tls, &cfg, &url, err, sizeof(err)) != 0) {
@@ -153,14 +168,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setup_signals(&waitmask);
-	log_info("tunnel-client %s starting url=%s container=%s max_connections=%llu", TC_VERSION,
-		 cfg.runner_url, cfg.container_id, (unsigned long long)cfg.max_conns);
-
 	env.cfg = &cfg;
 	env.url = &url;
+	env.shown_url = shown;
 	env.tls = tls;
+	env.proxy = use_proxy > 0 ? &proxy : NULL;
 	env.stop = &stop_flag;
 	env.waitmask = &waitmask;
+	if (cfg.check) {
+		rc = check_run(&env);
+		tls_client_config_free(tls);
+		return rc;
+	}
+	log_info("tunnel-client %s starting url=%s container=%s max_connections=%llu%s%s", TC_VERSION,
+		 shown, cfg.container_id, (unsigned long long)cfg.max_conns,
+		 use_proxy > 0 ? " proxy=" : "", use_proxy > 0 ? proxy.url.host : "");
 	for (;;) {
 		unsigned long up_ms = 0;
 		enum session_result r = session_run(&env, &up_ms);

@@ -10,6 +10,7 @@
 #include "bounds.h"
 #include "config.h"
 #include "conn.h"
+#include "dial.h"
 #include "dispatch.h"
 #include "fmt.h"
 #include "handshake.h"
@@ -99,104 +100,72 @@ static void sink_data_end(void *ctx, size_t len)
 
 /* ---- dialing ---- */
 
-/* Connect to one address within the timeout, waking for stop signals.
- * Returns a connected non-blocking fd or -1 (errno set). */
-static int dial_one(const struct session_env *env, const struct addrinfo *ai)
+/* Each dial step as a log line. */
+static void dial_report(void *ctx, enum dial_step step, int ok, const char *detail)
 {
-	int fd = net_socket(ai->ai_family, SOCK_STREAM);
-	uint64_t deadline = net_now_ms() + env->cfg->connect_timeout_ms;
-	int err;
+	const struct session_env *env = ctx;
 
-	if (fd < 0) {
-		return -1;
-	}
-	if (net_connect_start(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-		err = errno;
-		close(fd);
-		errno = err;
-		return -1;
-	}
-	for (;;) {
-		struct pollfd p = {fd, POLLOUT, 0};
-		uint64_t now = net_now_ms();
-		struct timespec ts;
-		int r;
-
-		if (*env->stop || now >= deadline) {
-			close(fd);
-			errno = *env->stop ? EINTR : ETIMEDOUT;
-			return -1;
+	switch (step) {
+	case DIAL_RESOLVE:
+		if (ok) {
+			log_debug("resolved %s", detail);
+		} else {
+			log_warn("resolve failed %s", detail);
 		}
-		ts.tv_sec = (time_t)((deadline - now) / 1000);
-		ts.tv_nsec = (long)((deadline - now) % 1000) * 1000000L;
-		r = ppoll(&p, 1, &ts, env->waitmask);
-		if (r < 0 && errno != EINTR) {
-			err = errno;
-			close(fd);
-			errno = err;
-			return -1;
+		break;
+	case DIAL_CONNECT:
+		if (ok) {
+			log_debug("connected %s%s", env->proxy != NULL ? "to proxy " : "", detail);
+		} else {
+			log_warn("connect to %s failed %s", env->proxy != NULL ? "proxy" : "runner", detail);
 		}
-		if (r > 0) {
-			err = net_connect_result(fd);
-			if (err != 0) {
-				close(fd);
-				errno = err;
-				return -1;
-			}
-			return fd;
+		break;
+	case DIAL_PROXY:
+		if (ok) {
+			log_debug("proxy tunnel open %s", detail);
+		} else {
+			log_warn("proxy tunnel failed %s", detail);
 		}
+		break;
 	}
 }
 
-/* Resolve the runner host (blocking: no tunnel is up) and try every
- * address. Returns a connected fd or -1 with the cause logged. */
 static int dial(const struct session_env *env)
 {
-	const struct url *u = env->url;
-	struct addrinfo hints;
-	struct addrinfo *res = NULL;
-	char port[8];
-	char why[64];
-	int fd = -1;
-	int rc;
+	struct dial_env d = {env->cfg->connect_timeout_ms, env->url, env->proxy, env->stop,
+			     env->waitmask, dial_report, (void *)env};
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_ADDRCONFIG;
-	fmt_snprintf(port, sizeof(port), "%u", (unsigned)u->port);
-	rc = getaddrinfo(u->host, port, &hints, &res);
-	if (rc == EAI_NONAME || rc == EAI_ADDRFAMILY) {
-		hints.ai_flags = 0; /* loopback-only hosts have no "configured" family */
-		rc = getaddrinfo(u->host, port, &hints, &res);
-	}
-	if (rc != 0) {
-		log_warn("resolve failed host=%s reason=\"%s\"", u->host, gai_strerror(rc));
-		return -1;
-	}
-	for (struct addrinfo *ai = res; ai != NULL && fd < 0 && !*env->stop; ai = ai->ai_next) {
-		char addr[64];
-		net_addr_str(ai->ai_addr, addr, sizeof(addr));
-		log_debug("dialing addr=%s port=%s", addr, port);
-		fd = dial_one(env, ai);
-		if (fd < 0 && !*env->stop) {
-			log_warn("connect to runner failed addr=%s port=%s reason=\"%s\"", addr, port,
-				 net_reason(errno, why, sizeof(why)));
-		}
-	}
-	freeaddrinfo(res);
-	return fd;
+	return dial_connect(&d);
 }
 
 /* ---- handshake ---- */
+
+void session_upgrade_headers(const struct session_env *env, char *out, size_t outlen)
+{
+	const char *tok = env->cfg->token;
+	char basic[URL_AUTH_MAX];
+	size_t n;
+
+	url_basic_auth(env->url, basic); /* user info in the runner URL */
+	if (tok != NULL) {
+		n = (size_t)fmt_snprintf(out, outlen, "Authorization: Bearer %s\r\n", tok);
+	} else if (basic[0] != '\0') {
+		n = (size_t)fmt_snprintf(out, outlen, "Authorization: Basic %s\r\n", basic);
+	} else {
+		n = 0;
+	}
+	fmt_snprintf(out + (n < outlen ? n : outlen - 1), outlen - (n < outlen ? n : outlen - 1), "%s",
+		     env->cfg->headers);
+	memset(basic, 0, sizeof(basic));
+}
 
 static int send_upgrade(struct session *s)
 {
 	const struct url *u = s->env->url;
 	char path[URL_PATH_MAX];
 	char host[URL_HOST_MAX + 16];
-	char req[URL_PATH_MAX + URL_HOST_MAX + 512 + TC_TOKEN_MAX + TC_HEADERS_MAX];
-	char extra[TC_TOKEN_MAX + 32 + TC_HEADERS_MAX];
+	char req[URL_PATH_MAX + URL_HOST_MAX + 512 + SESSION_HEADERS_MAX];
+	char extra[SESSION_HEADERS_MAX];
 	uint8_t nonce[16];
 	int n;
 
@@ -206,9 +175,7 @@ static int send_upgrade(struct session *s)
 		return -1;
 	}
 	hs_make_key(nonce, s->key);
-	const char *tok = s->env->cfg->token;
-	fmt_snprintf(extra, sizeof(extra), "%s%s%s%s", tok != NULL ? "Authorization: Bearer " : "",
-		     tok != NULL ? tok : "", tok != NULL ? "\r\n" : "", s->env->cfg->headers);
+	session_upgrade_headers(s->env, extra, sizeof(extra));
 	n = hs_request(req, sizeof(req), host, path, s->key, extra);
 	s->request_len = n > 0 ? (size_t)n : 0;
 	if (n < 0 || buf_append(&s->ws.out, req, (size_t)n) != 0) {
@@ -255,7 +222,7 @@ static void read_upgrade(struct session *s, uint64_t now)
 	s->open_ms = now;
 	s->last_rx_ms = now;
 	s->deadline_ms = 0;
-	log_info("tunnel open url=%s container=%s", s->env->cfg->runner_url, s->env->cfg->container_id);
+	log_info("tunnel open url=%s container=%s", s->env->shown_url, s->env->cfg->container_id);
 }
 
 /* ---- pumping ---- */
@@ -496,7 +463,7 @@ static void loop(struct session *s)
 		next = next > now ? next - now : 0;
 		ts.tv_sec = (time_t)(next / 1000);
 		ts.tv_nsec = (long)(next % 1000) * 1000000L;
-		r = ppoll(s->ps.pfd, s->ps.n, &ts, env->waitmask);
+		r = net_ppoll(s->ps.pfd, s->ps.n, &ts, env->waitmask);
 		if (r < 0 && errno != EINTR) {
 			end(s, LOG_ERROR, "ended", strerror(errno));
 			break;
@@ -526,7 +493,7 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	memset(&s, 0, sizeof(s));
 	s.env = env;
 	s.tr.fd = -1;
-	log_info("connecting url=%s container=%s", env->cfg->runner_url, env->cfg->container_id);
+	log_info("connecting url=%s container=%s", env->shown_url, env->cfg->container_id);
 	fd = dial(env);
 	if (fd < 0) {
 		return *env->stop ? SESSION_STOPPED : SESSION_FAILED;

@@ -4,11 +4,21 @@
 #include <strings.h>
 
 #include "fmt.h"
+#include "handshake.h"
 #include "num.h"
 
-static int fail(char *err, size_t errlen, const char *why, const char *s)
+/* The URL in an error line, its user info (a password) left out. */
+static int fail(const char *what, char *err, size_t errlen, const char *why, const char *s)
 {
-	fmt_snprintf(err, errlen, "bad runner URL '%s': %s", s, why);
+	const char *scheme_end = strstr(s, "://");
+	const char *rest = scheme_end != NULL ? scheme_end + 3 : s;
+	const char *at = memchr(rest, '@', strcspn(rest, "/"));
+
+	if (at != NULL) {
+		fmt_snprintf(err, errlen, "bad %s '%.*s***@%s': %s", what, (int)(rest - s), s, at + 1, why);
+	} else {
+		fmt_snprintf(err, errlen, "bad %s '%s': %s", what, s, why);
+	}
 	return -1;
 }
 
@@ -19,6 +29,11 @@ static int host_char_ok(char ch)
 }
 
 int url_parse(const char *s, struct url *u, char *err, size_t errlen)
+{
+	return url_parse_as("runner URL", s, u, err, errlen);
+}
+
+int url_parse_as(const char *what, const char *s, struct url *u, char *err, size_t errlen)
 {
 	static const struct { const char *prefix; int tls; } schemes[] = {
 		{"ws://", 0}, {"wss://", 1}, {"http://", 0}, {"https://", 1},
@@ -36,19 +51,27 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 		}
 	}
 	if (p == NULL) {
-		return fail(err, errlen, "scheme must be ws:// or wss://", s);
+		return fail(what, err, errlen, "scheme must be ws:// or wss://", s);
+	}
+	const char *at = memchr(p, '@', strcspn(p, "/"));
+	if (at != NULL) {
+		if ((size_t)(at - p) > URL_USERINFO_MAX) {
+			return fail(what, err, errlen, "user info too long", s);
+		}
+		memcpy(u->userinfo, p, (size_t)(at - p));
+		p = at + 1;
 	}
 	if (*p == '[') {
 		const char *close = strchr(p, ']');
 		if (close == NULL) {
-			return fail(err, errlen, "unterminated [IPv6] literal", s);
+			return fail(what, err, errlen, "unterminated [IPv6] literal", s);
 		}
 		host = p + 1;
 		hlen = (size_t)(close - host);
 		for (size_t i = 0; i < hlen; i++) {
 			char ch = host[i];
 			if (!(host_char_ok(ch) || ch == ':' || ch == '%')) {
-				return fail(err, errlen, "bad character in IPv6 literal", s);
+				return fail(what, err, errlen, "bad character in IPv6 literal", s);
 			}
 		}
 		u->ipv6 = 1;
@@ -57,17 +80,17 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 		host = p;
 		while (*p != '\0' && *p != ':' && *p != '/') {
 			if (!host_char_ok(*p)) {
-				return fail(err, errlen, "bad character in host", s);
+				return fail(what, err, errlen, "bad character in host", s);
 			}
 			p++;
 		}
 		hlen = (size_t)(p - host);
 	}
 	if (hlen == 0) {
-		return fail(err, errlen, "missing host", s);
+		return fail(what, err, errlen, "missing host", s);
 	}
 	if (hlen > URL_HOST_MAX) {
-		return fail(err, errlen, "host too long", s);
+		return fail(what, err, errlen, "host too long", s);
 	}
 	memcpy(u->host, host, hlen);
 	u->host[hlen] = '\0';
@@ -82,28 +105,28 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 			p++;
 		}
 		if ((size_t)(p - start) >= sizeof(num) || p == start) {
-			return fail(err, errlen, "bad port", s);
+			return fail(what, err, errlen, "bad port", s);
 		}
 		memcpy(num, start, (size_t)(p - start));
 		num[p - start] = '\0';
 		if (num_parse_u64(num, 1, 65535, &port) != 0) {
-			return fail(err, errlen, "port must be 1-65535", s);
+			return fail(what, err, errlen, "port must be 1-65535", s);
 		}
 		u->port = (uint16_t)port;
 		u->default_port = 0;
 	}
 	if (*p != '\0' && *p != '/') {
-		return fail(err, errlen, "unexpected text after host", s);
+		return fail(what, err, errlen, "unexpected text after host", s);
 	}
 	if (strpbrk(p, "?# \t\r\n") != NULL) {
-		return fail(err, errlen, "query, fragment or spaces are not allowed", s);
+		return fail(what, err, errlen, "query, fragment or spaces are not allowed", s);
 	}
 	size_t plen = strlen(p);
 	if (plen > 0 && p[plen - 1] == '/') {
 		plen--; /* one trailing slash of the base is dropped */
 	}
 	if (plen >= URL_PATH_MAX / 2) {
-		return fail(err, errlen, "path too long", s);
+		return fail(what, err, errlen, "path too long", s);
 	}
 	memcpy(u->base, p, plen);
 	u->base[plen] = '\0';
@@ -147,4 +170,48 @@ int url_host_header(const struct url *u, char *out, size_t outlen)
 		n = fmt_snprintf(out, outlen, u->ipv6 ? "[%s]:%u" : "%s:%u", u->host, (unsigned)u->port);
 	}
 	return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
+}
+
+void url_display(const struct url *u, char *out, size_t outlen)
+{
+	char port[8] = "";
+
+	if (!u->default_port) {
+		fmt_snprintf(port, sizeof(port), ":%u", (unsigned)u->port);
+	}
+	fmt_snprintf(out, outlen, "%s://%s%s%s%s%s", u->tls ? "wss" : "ws", u->ipv6 ? "[" : "",
+		     u->host, u->ipv6 ? "]" : "", port, u->base);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+		return (c | 0x20) - 'a' + 10;
+	}
+	return -1;
+}
+
+void url_basic_auth(const struct url *u, char out[URL_AUTH_MAX])
+{
+	uint8_t raw[URL_USERINFO_MAX + 1];
+	size_t n = 0;
+
+	/* Percent-decoded, as browsers and curl send it. */
+	for (const char *s = u->userinfo; *s != '\0';) {
+		if (s[0] == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
+			raw[n++] = (uint8_t)(hexval(s[1]) << 4 | hexval(s[2]));
+			s += 3;
+		} else {
+			raw[n++] = (uint8_t)*s++;
+		}
+	}
+	if (n == 0) {
+		out[0] = '\0';
+		return;
+	}
+	hs_base64(raw, n, out);
+	memset(raw, 0, sizeof(raw));
 }

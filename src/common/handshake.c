@@ -9,7 +9,7 @@
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-static void base64(const uint8_t *in, size_t len, char *out)
+void hs_base64(const uint8_t *in, size_t len, char *out)
 {
 	static const char tab[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -33,7 +33,7 @@ static void base64(const uint8_t *in, size_t len, char *out)
 
 void hs_make_key(const uint8_t nonce[16], char key[HS_KEY_LEN + 1])
 {
-	base64(nonce, 16, key);
+	hs_base64(nonce, 16, key);
 }
 
 void hs_accept_for(const char *key, char accept[HS_ACCEPT_LEN + 1])
@@ -45,11 +45,17 @@ void hs_accept_for(const char *key, char accept[HS_ACCEPT_LEN + 1])
 	br_sha1_update(&sc, key, strlen(key));
 	br_sha1_update(&sc, ws_guid, sizeof(ws_guid) - 1);
 	br_sha1_out(&sc, digest);
-	base64(digest, sizeof(digest), accept);
+	hs_base64(digest, sizeof(digest), accept);
 }
 
 int hs_request(char *out, size_t outlen, const char *host, const char *path,
 	       const char *key, const char *extra)
+{
+	return hs_request_version(out, outlen, host, path, key, extra, 13);
+}
+
+int hs_request_version(char *out, size_t outlen, const char *host, const char *path,
+		       const char *key, const char *extra, int version)
 {
 	int n = fmt_snprintf(out, outlen,
 			 "GET %s HTTP/1.1\r\n"
@@ -57,11 +63,11 @@ int hs_request(char *out, size_t outlen, const char *host, const char *path,
 			 "Upgrade: websocket\r\n"
 			 "Connection: Upgrade\r\n"
 			 "Sec-WebSocket-Key: %s\r\n"
-			 "Sec-WebSocket-Version: 13\r\n"
+			 "Sec-WebSocket-Version: %d\r\n"
 			 "User-Agent: tunnel-client/" TC_VERSION " (" TC_TARGET ")\r\n"
 			 "%s"
 			 "\r\n",
-			 path, host, key, extra);
+			 path, host, key, version, extra);
 	return (n < 0 || (size_t)n >= outlen) ? -1 : n;
 }
 

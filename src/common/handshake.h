@@ -40,6 +40,9 @@ struct hs_request {
 	int version_ok;                        /* Sec-WebSocket-Version: 13 */
 };
 
+/* Standard base64 of in[0..len) into out (4 * ((len + 2) / 3) + 1 bytes,
+ * NUL-terminated). */
+void hs_base64(const uint8_t *in, size_t len, char *out);
 /* base64 of 16 nonce bytes into key (HS_KEY_LEN + 1 bytes, NUL-terminated). */
 void hs_make_key(const uint8_t nonce[16], char key[HS_KEY_LEN + 1]);
 /* The Sec-WebSocket-Accept value for key (HS_ACCEPT_LEN + 1 bytes). */
@@ -49,6 +52,10 @@ void hs_accept_for(const char *key, char accept[HS_ACCEPT_LEN + 1]);
  * length, or -1 if out is too small. */
 int hs_request(char *out, size_t outlen, const char *host, const char *path,
 	       const char *key, const char *extra);
+/* The same with another Sec-WebSocket-Version: a probe that a WebSocket
+ * server refuses before any handler runs (--check). */
+int hs_request_version(char *out, size_t outlen, const char *host, const char *path,
+		       const char *key, const char *extra, int version);
 /* Parse the response in p[0..len). On HS_DONE, *consumed is the header
  * length (bytes after it are WebSocket frames). *status gets the HTTP
  * status when one was read. At most max bytes of header are accepted. */

@@ -445,6 +445,14 @@ static const char *suite_name(uint16_t s)
 	}
 }
 
+const char *tls_io_suite(const struct tls_io *io)
+{
+	br_ssl_session_parameters sp;
+
+	br_ssl_engine_get_session_parameters(io->eng, &sp);
+	return suite_name(sp.cipher_suite);
+}
+
 int tls_io_handshake(struct tls_io *io)
 {
 	if (io->failed) {

@@ -72,6 +72,8 @@ void tls_io_setup(struct tls_io *io, br_ssl_engine_context *eng, int fd, const c
 /* Mark io failed (err EPROTO: msg, or the engine's error when msg is NULL). */
 void tls_io_fail(struct tls_io *io, int err, const char *msg);
 
+/* The cipher suite's name, once the handshake is complete. */
+const char *tls_io_suite(const struct tls_io *io);
 /* 1 once the handshake is complete, 0 while in progress, -1 on failure. */
 int tls_io_handshake(struct tls_io *io);
 ssize_t tls_io_read(struct tls_io *io, void *buf, size_t len);

@@ -71,11 +71,37 @@ TEST(url_rejects_bad_input)
 	static const char *const bad[] = {
 		"", "runner:80", "ftp://h", "ws://", "ws://:80", "ws://[::1", "ws://h:0",
 		"ws://h:65536", "ws://h:99999999999", "ws://h:x", "ws://h:", "ws://h h",
-		"ws://h/?q", "ws://h/#f", "ws://[::1]x", "ws://h@x", "ws://h:80x",
+		"ws://h/?q", "ws://h/#f", "ws://[::1]x", "ws://u:p@", "ws://h:80x",
 	};
 	struct url u;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK(parse(bad[i], &u) == -1);
 	}
+}
+
+TEST(url_user_info_is_kept_apart_and_never_shown)
+{
+	struct url u;
+	char err[200];
+	char shown[300];
+
+	CHECK(url_parse("wss://bob:s3cret@runner.example:8443/base/", &u, err, sizeof(err)) == 0);
+	CHECK_STR(u.userinfo, "bob:s3cret");
+	CHECK_STR(u.host, "runner.example");
+	CHECK(u.port == 8443);
+	url_display(&u, shown, sizeof(shown));
+	CHECK_STR(shown, "wss://runner.example:8443/base");
+	CHECK(url_parse("ws://h@x", &u, err, sizeof(err)) == 0);
+	CHECK_STR(u.userinfo, "h");
+	CHECK_STR(u.host, "x");
+	url_display(&u, shown, sizeof(shown));
+	CHECK_STR(shown, "ws://x");
+	CHECK(url_parse("ws://bob:s3cret@bad host/", &u, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "s3cret") == NULL && strstr(err, "bad host") != NULL);
+	CHECK(url_parse_as("proxy URL", "ftp://a:s3cret@p", &u, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "s3cret") == NULL && strstr(err, "proxy URL") != NULL);
+	CHECK(url_parse("ws://[::1]:80", &u, err, sizeof(err)) == 0);
+	url_display(&u, shown, sizeof(shown));
+	CHECK_STR(shown, "ws://[::1]:80");
 }
