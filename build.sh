@@ -10,6 +10,7 @@
 #   ./build.sh valgrind                  integration tests with the agent under valgrind
 #   ./build.sh fuzz                      libFuzzer over the pure codecs ($FUZZ_SECONDS, default 30)
 #   ./build.sh demo                      run the agent against a local runner stand-in
+#   ./build.sh demo-server               tunnel-server + the agent: fetch a page through a public port
 #   ./build.sh bench [--compare AGENT]   benchmark the agent (side by side with AGENT)
 #   ... bench -- BENCH_ARGS              e.g. -- --quick, --runs 5, --only up,rr (tests/bench/bench.py)
 #   ./build.sh clean                     remove build/
@@ -23,7 +24,7 @@ DEFAULT_TARGET=x86_64-linux-musl
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 usage() {
-	sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//' >&2
 	echo "targets: $(targets | tr '\n' ' ')" >&2
 	exit 2
 }
@@ -171,6 +172,7 @@ run_tests() {
 	$RUN "$BUILD/unit-tests" 2>&1 | tee -a "$log" || rc=1
 	echo "== integration tests ($TARGET)" | tee -a "$log"
 	TUNNEL_CLIENT="$top/$BUILD/tunnel-client" TUNNEL_CLIENT_RUN="$RUN" \
+		TUNNEL_SERVER="$top/$BUILD/tunnel-server" TUNNEL_SERVER_RUN="$RUN" \
 		"$PY" -m pytest -q -p no:cacheprovider tests/integration "$@" 2>&1 | tee -a "$log" || rc=1
 	return $rc
 }
@@ -244,7 +246,7 @@ args=()
 compare=
 while [ $# -gt 0 ]; do
 	case $1 in
-	build | test | cross | test-cross | sanitize | valgrind | fuzz | demo | bench | clean) cmd=$1 ;;
+	build | test | cross | test-cross | sanitize | valgrind | fuzz | demo | demo-server | bench | clean) cmd=$1 ;;
 	--compare) [ $# -ge 2 ] || usage; compare=$2; shift ;;
 	--compare=*) compare=${1#--compare=} ;;
 	--target) [ $# -ge 2 ] || usage; target=$2; selected+=("$2"); shift ;;
@@ -317,6 +319,12 @@ demo)
 	build_target "$target"
 	ensure_deps test
 	TUNNEL_CLIENT="$top/$BUILD/tunnel-client" TUNNEL_CLIENT_RUN="$RUN" "$PY" scripts/demo.py
+	;;
+demo-server)
+	build_target "$target"
+	ensure_deps test
+	TUNNEL_CLIENT="$top/$BUILD/tunnel-client" TUNNEL_CLIENT_RUN="$RUN" \
+		TUNNEL_SERVER="$top/$BUILD/tunnel-server" TUNNEL_SERVER_RUN="$RUN" "$PY" scripts/demo-server.py
 	;;
 bench)
 	# The benchmark runs on the host: the default target only.

@@ -166,6 +166,13 @@ int auth_load(struct auth **out, const char *token, const char *file, char *err,
 		auth_free(a);
 		return -1;
 	}
+	if (file != NULL && a->n == 0) {
+		/* An empty file must not read as "no auth". */
+		fmt_snprintf(err, errlen, "--token-file %s: no tokens in it (one \"AGENT_ID TOKEN\" "
+					  "per line)", file);
+		auth_free(a);
+		return -1;
+	}
 	*out = a;
 	return 0;
 }

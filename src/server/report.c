@@ -69,7 +69,7 @@ void report_status(struct server *s, struct text *t)
 	text_str(t, "{\"version\":");
 	text_json(t, TC_VERSION, 0);
 	text_fmt(t, ",\"uptime_s\":%llu,\"listen\":", (unsigned long long)uptime_s(s));
-	text_json(t, s->cfg.listen, 0);
+	text_json(t, s->listen_shown, 0);
 	text_fmt(t, ",\"tls\":%s,\"agents\":[", s->tls != NULL ? "true" : "false");
 	for (struct list *l = s->agents.next; l != &s->agents; l = l->next) {
 		struct agent_info ai;
@@ -252,7 +252,7 @@ void report_page(struct server *s, struct text *t)
 		    "</style></head><body>\n<h1>tunnel-server ");
 	text_esc(t, TC_VERSION, HTTP_ESC_HTML);
 	text_str(t, "</h1>\n<p>Agents dial <b>");
-	text_esc(t, s->cfg.listen, HTTP_ESC_HTML);
+	text_esc(t, s->listen_shown, HTTP_ESC_HTML);
 	text_fmt(t, "</b> (%s). Up %llud %02uh %02um %02us; %zu agents open.</p>\n",
 		 s->tls != NULL ? "wss" : "ws", (unsigned long long)(up / 86400),
 		 (unsigned)(up / 3600 % 24), (unsigned)(up / 60 % 60), (unsigned)(up % 60),

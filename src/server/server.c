@@ -81,6 +81,8 @@ int server_init(struct server *s, char *err, size_t errlen)
 		fmt_snprintf(err, errlen, "--listen %s: %s", c->listen, net_reason(errno, why, sizeof(why)));
 		return -1;
 	}
+	fmt_snprintf(s->listen_shown, sizeof(s->listen_shown), "%s", c->listen);
+	fmt_snprintf(s->admin_shown, sizeof(s->admin_shown), "%s", c->admin != NULL ? c->admin : "");
 	s->agents_in->pl.owner = OWN_LISTENER;
 	s->agents_in->what = "agent";
 	if (pollset_add(&s->ps, s->agents_in->fd, POLLIN, &s->agents_in->pl) != 0) {
@@ -140,13 +142,13 @@ static void reload(struct server *s, int argc, char **argv)
 	}
 	if (nc->listen_len != s->cfg.listen_len ||
 	    memcmp(&nc->listen_addr, &s->cfg.listen_addr, nc->listen_len) != 0) {
-		log_warn("reload: a new --listen address takes a restart; still on %s", s->cfg.listen);
+		log_warn("reload: a new --listen address takes a restart; still on %s", s->listen_shown);
 	}
-	if ((nc->admin == NULL) != (s->cfg.admin == NULL) ||
+	if ((nc->admin == NULL) != (s->admin_shown[0] == '\0') ||
 	    (nc->admin != NULL && (nc->admin_len != s->cfg.admin_len ||
 				   memcmp(&nc->admin_addr, &s->cfg.admin_addr, nc->admin_len) != 0))) {
 		log_warn("reload: a new --admin address takes a restart; still on %s",
-			 s->cfg.admin != NULL ? s->cfg.admin : "none");
+			 s->admin_shown[0] != '\0' ? s->admin_shown : "none");
 	}
 	for (struct list *l = s->exposes.next; l != &s->exposes; l = l->next) {
 		struct expose *ex = expose_of_link(l);
@@ -184,11 +186,10 @@ static void reload(struct server *s, int argc, char **argv)
 		s->tls = tls;
 	}
 	log_set_level(nc->log_level);
-	/* Keep what the running sockets were made with; take the rest. */
-	nc->listen = s->cfg.listen;
+	/* Keep the addresses the running sockets were made with (their text
+	 * is in listen_shown, admin_shown); take the rest. */
 	nc->listen_addr = s->cfg.listen_addr;
 	nc->listen_len = s->cfg.listen_len;
-	nc->admin = s->cfg.admin;
 	nc->admin_addr = s->cfg.admin_addr;
 	nc->admin_len = s->cfg.admin_len;
 	server_config_free(&s->cfg);
@@ -297,7 +298,7 @@ int server_run(struct server *s, int argc, char **argv)
 {
 	uint64_t stop_deadline = 0;
 
-	log_info("tunnel-server %s listening on %s%s exposes=%zu", TC_VERSION, s->cfg.listen,
+	log_info("tunnel-server %s listening on %s%s exposes=%zu", TC_VERSION, s->listen_shown,
 		 s->tls != NULL ? " (wss)" : "", s->cfg.n_exposes);
 	for (;;) {
 		uint64_t now = net_now_ms();

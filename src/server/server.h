@@ -65,6 +65,8 @@ struct server {
 	struct list dead_agents;   /* freed at the end of the turn */
 	struct list dead_publics;
 	struct admin *admin;
+	char listen_shown[72];     /* what the sockets were opened on: a */
+	char admin_shown[72];      /* reload keeps them ("" if no admin) */
 	struct server_counters n;
 	uint64_t started_ms;       /* monotonic */
 	time_t started_at;

@@ -139,3 +139,60 @@ def services():
     s = Services()
     yield s
     s.close()
+
+
+# ---------------------------------------------------------------------------
+# tunnel-server (server_util.py)
+#
+# start_server  start_server(*args, listen_port=None, listen_host="127.0.0.1",
+#               log_level="debug", env=None, ready=True, listen=True)
+#               -> server_util.Server, started and (ready=True) listening; every
+#               server is killed at teardown, its log tail printed when the test
+#               failed, and the test fails if one died by a signal it was not
+#               sent or exited while nobody asked it to
+# py_agents     py_agents(url, agent_id, token=None, ssl=None) ->
+#               server_util.PyAgent (the Rust client stand-in), closed at teardown
+
+
+@pytest.fixture
+def start_server(request):
+    import server_util
+
+    servers = []
+
+    def start(*args, **kw):
+        s = server_util.Server(args, **kw)
+        servers.append(s)
+        return s
+
+    yield start
+    problems = []
+    for s in servers:
+        exited = s.proc.poll()
+        rc = s.stop()
+        if rc is not None and rc < 0 and -rc not in (signal.SIGKILL, s.signalled or 0):
+            problems.append("tunnel-server died by signal %d" % -rc)
+        elif exited is not None and s.signalled is None and not s.expect_exit:
+            problems.append("tunnel-server exited by itself with code %d" % exited)
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or rep.failed or problems:
+        for i, s in enumerate(servers):
+            print("---- tunnel-server %d %s: log tail" % (i, " ".join(s.args)))
+            print(server_util.tail(s.log(), 60))
+    assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def py_agents():
+    import server_util
+
+    agents = []
+
+    def start(url, agent_id, token=None, ssl=None):
+        a = server_util.PyAgent(url, agent_id, token, ssl)
+        agents.append(a)
+        return a
+
+    yield start
+    for a in agents:
+        a.close()
