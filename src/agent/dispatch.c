@@ -18,7 +18,7 @@ void dispatch_free(struct dispatch *d)
 	buf_free(&d->stage);
 }
 
-void dispatch_flush(struct dispatch *d)
+static void hand_over(struct dispatch *d)
 {
 	struct tunnel_msg m = d->staged;
 
@@ -28,6 +28,13 @@ void dispatch_flush(struct dispatch *d)
 	m.payload = buf_data(&d->stage, &m.payload_len);
 	conn_on_data(d->conns, &m, net_now_ms());
 	buf_consume(&d->stage, m.payload_len);
+}
+
+void dispatch_flush(struct dispatch *d)
+{
+	if (d->staged.proto == TUNNEL_TCP) {
+		hand_over(d); /* a datagram waits for its end: it goes whole */
+	}
 }
 
 static void rx_start(void *user)
@@ -49,7 +56,7 @@ static void on_header(struct dispatch *d)
 		   d->staged.proto == TUNNEL_TCP && m->client_id == d->staged.client_id;
 
 	if (!same) {
-		dispatch_flush(d);
+		hand_over(d);
 	}
 	if (d->err == TUNNEL_OK && m->type == TUNNEL_DATA) {
 		d->staged = *m;
@@ -87,7 +94,7 @@ static void rx_data(void *user, const uint8_t *p, size_t n)
 		size_t k = avail < n ? avail : n;
 
 		if (dst == NULL) {
-			dispatch_flush(d); /* a full stage goes out as one piece */
+			hand_over(d); /* a full stage goes out as one piece */
 			continue;
 		}
 		memcpy(dst, p, k);
@@ -104,7 +111,7 @@ static void rx_end(void *user)
 	uint64_t now = net_now_ms();
 
 	if (d->err != TUNNEL_OK) {
-		dispatch_flush(d); /* a short message never completed a header */
+		hand_over(d); /* a short message never completed a header */
 		log_warn("message dropped len=%zu type=%u reason=\"%s\"", d->len,
 			 d->hdr_len > 0 ? (unsigned)d->hdr[0] : 0u, tunnel_strerror(d->err));
 		return;
@@ -120,7 +127,7 @@ static void rx_end(void *user)
 			log_warn("datagram dropped id=%u len=%zu reason=\"larger than %d bytes\"",
 				 (unsigned)m->client_id, d->len - TUNNEL_HDR_LEN, TC_DATA_MAX);
 		} else if (m->proto == TUNNEL_UDP) {
-			dispatch_flush(d); /* one datagram, possibly empty */
+			hand_over(d); /* one datagram, possibly empty */
 			if (d->len == TUNNEL_HDR_LEN) {
 				struct tunnel_msg empty = *m;
 				empty.payload = d->hdr;

@@ -13,6 +13,8 @@
 
 #include "fmt.h"
 
+#define NET_BACKLOG 4096
+
 uint64_t net_now_ms(void)
 {
 	struct timespec ts;
@@ -214,7 +216,10 @@ int net_listen(const struct sockaddr *sa, socklen_t len, int type)
 	if (sa->sa_family == AF_INET6) {
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	}
-	if (bind(fd, sa, len) != 0 || (type == SOCK_STREAM && listen(fd, SOMAXCONN) != 0)) {
+	/* musl's SOMAXCONN is 128: a burst (agents back after a restart,
+	 * a crowd on a public port) overflows it and waits out SYN retries.
+	 * The kernel clamps this to net.core.somaxconn. */
+	if (bind(fd, sa, len) != 0 || (type == SOCK_STREAM && listen(fd, NET_BACKLOG) != 0)) {
 		int err = errno;
 		close(fd);
 		errno = err;

@@ -92,7 +92,9 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 
 	switch (arg->opcode) {
 	case WSLAY_BINARY_FRAME:
-		w->rx->msg_end(w->user);
+		if (w->in_binary) {
+			w->rx->msg_end(w->user); /* not for one cut off by 1009 */
+		}
 		break;
 	case WSLAY_TEXT_FRAME:
 		log_info("text message from %s ignored", w->server ? "agent" : "runner");
@@ -106,16 +108,34 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	}
 }
 
-typedef int (*ctx_init_fn)(wslay_event_context_ptr *ctx,
-			  const struct wslay_event_callbacks *callbacks, void *user);
-
-static int init(struct ws *w, ctx_init_fn ctx_init, int server, uint64_t max_message,
-		const struct ws_rx *rx, void *user)
+/* wslay's context (8.5 KiB with its frame buffers). The client makes it
+ * at once; the server only when a frame needs wslay (a close, fragments,
+ * anything odd, a message queued behind a full `out`), so an agent that
+ * only pings costs no context. 0, or -1 out of memory. */
+static int make_ctx(struct ws *w)
 {
 	static const struct wslay_event_callbacks cbs = {
 		recv_cb, send_cb, genmask_cb, frame_start_cb, frame_chunk_cb, NULL, msg_cb,
 	};
+	int r;
 
+	if (w->ctx != NULL) {
+		return 0;
+	}
+	r = w->server ? wslay_event_context_server_init(&w->ctx, &cbs, w)
+		      : wslay_event_context_client_init(&w->ctx, &cbs, w);
+	if (r != 0) {
+		w->ctx = NULL;
+		return -1;
+	}
+	wslay_event_config_set_max_recv_msg_length(w->ctx, w->max_message);
+	wslay_event_config_set_no_buffering(w->ctx, 1);
+	return 0;
+}
+
+static void init(struct ws *w, int server, uint64_t max_message, const struct ws_rx *rx,
+		 void *user)
+{
 	memset(w, 0, sizeof(*w));
 	buf_init(&w->in, TC_IN_CAP);
 	buf_init(&w->out, TC_OUT_CAP);
@@ -124,23 +144,31 @@ static int init(struct ws *w, ctx_init_fn ctx_init, int server, uint64_t max_mes
 	w->max_message = max_message;
 	w->server = server;
 	rand_pool_init(&w->masks);
-	if (ctx_init(&w->ctx, &cbs, w) != 0) {
-		w->ctx = NULL;
-		return -1;
-	}
-	wslay_event_config_set_max_recv_msg_length(w->ctx, max_message);
-	wslay_event_config_set_no_buffering(w->ctx, 1);
-	return 0;
 }
 
 int ws_init_client(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user)
 {
-	return init(w, wslay_event_context_client_init, 0, max_message, rx, user);
+	init(w, 0, max_message, rx, user);
+	return make_ctx(w);
 }
 
 int ws_init_server(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user)
 {
-	return init(w, wslay_event_context_server_init, 1, max_message, rx, user);
+	init(w, 1, max_message, rx, user);
+	return 0;
+}
+
+/* Nothing of wslay's is queued or partly framed and no close went out:
+ * a frame of ours may go into `out` now. */
+static int out_is_ours(const struct ws *w)
+{
+	return w->ctx == NULL ||
+	       (wslay_event_get_queued_msg_count(w->ctx) == 0 && !wslay_event_get_close_sent(w->ctx));
+}
+
+static int want_read(const struct ws *w)
+{
+	return w->ctx == NULL || wslay_event_want_read(w->ctx);
 }
 
 void ws_free(struct ws *w)
@@ -153,10 +181,29 @@ void ws_free(struct ws *w)
 	buf_free(&w->out);
 }
 
+static int send_msg(struct ws *w, uint8_t op, const uint8_t *p, size_t len);
+
+/* A ping or pong, whole in `in` (server side): a ping is answered here,
+ * a pong only proves liveness (the bytes did). */
+static void control(struct ws *w, int op, size_t h, size_t len)
+{
+	uint8_t payload[125];
+	size_t have;
+	const uint8_t *p = buf_data(&w->in, &have);
+
+	memcpy(payload, p + h, len);
+	ws_mask(payload, len, p + h - 4);
+	buf_consume(&w->in, h + len);
+	if (op == WSLAY_PING) {
+		(void)send_msg(w, WSLAY_PONG, payload, len); /* fails only once closing */
+	}
+}
+
 /* At a frame boundary (server side): parse the next frame's header. A
- * single-frame binary message becomes the fast frame; any other frame is
- * left for wslay (wslay_left = its length). 0 if the header is not all
- * here yet, 1 otherwise. */
+ * single-frame binary message becomes the fast frame, a ping or pong is
+ * handled here; any other frame is left for wslay (wslay_left = its
+ * length). 0 if the frame's header (a control frame: the frame) is not all
+ * here yet, 1 if it was taken, -1 out of memory. */
 static int next_frame(struct ws *w)
 {
 	size_t have;
@@ -197,8 +244,18 @@ static int next_frame(struct ws *w)
 	if (have < h) {
 		return 0;
 	}
+	if ((op == WSLAY_PING || op == WSLAY_PONG) && fin && rsv == 0 && masked && len <= 125) {
+		if (have < h + len) {
+			return 0;
+		}
+		control(w, op, h, (size_t)len);
+		return 1;
+	}
 	if (!fin || rsv != 0 || op != WSLAY_BINARY_FRAME || !masked || !minimal ||
 	    w->fragmented || len > w->max_message) {
+		if (make_ctx(w) != 0) {
+			return -1;
+		}
 		if ((op & 0x8) == 0) {
 			w->fragmented = op != WSLAY_CONTINUATION_FRAME ? !fin : (w->fragmented && !fin);
 		}
@@ -250,7 +307,7 @@ int ws_recv(struct ws *w)
 
 int ws_recv_server(struct ws *w)
 {
-	while (!w->paused && wslay_event_want_read(w->ctx)) {
+	while (!w->paused && want_read(w)) {
 		size_t have = buf_len(&w->in);
 		if (w->fast) {
 			if (have == 0 && w->fast_left > 0) {
@@ -267,8 +324,11 @@ int ws_recv_server(struct ws *w)
 			if (buf_len(&w->in) == have) {
 				break; /* wslay took nothing */
 			}
-		} else if (!next_frame(w)) {
-			break; /* the next header is not all here */
+		} else {
+			int r = next_frame(w);
+			if (r <= 0) {
+				return r; /* the next header is not all here, or -1 */
+			}
 		}
 	}
 	return 0;
@@ -280,10 +340,10 @@ int ws_frame(struct ws *w)
 	uint8_t *p;
 	ssize_t n;
 
-	if (!wslay_event_want_write(w->ctx)) {
+	if (w->ctx == NULL || !wslay_event_want_write(w->ctx)) {
 		return 0;
 	}
-	p = buf_space(&w->out, &avail);
+	p = buf_reserve(&w->out, 16, &avail);
 	if (p == NULL || avail < 16) {
 		return 0; /* full: the transport must drain first */
 	}
@@ -309,11 +369,11 @@ uint8_t *ws_data_begin(struct ws *w, size_t max)
 	uint8_t *p;
 
 	w->frame = NULL;
-	if (wslay_event_get_queued_msg_count(w->ctx) != 0 || wslay_event_get_close_sent(w->ctx)) {
+	if (!out_is_ours(w)) {
 		return NULL;
 	}
 	w->frame_hdr = header_len(w, max < 126 ? 126 : max);
-	p = buf_space(&w->out, &avail);
+	p = buf_reserve(&w->out, w->frame_hdr + max, &avail);
 	if (p == NULL || avail < w->frame_hdr + max) {
 		return NULL;
 	}
@@ -321,7 +381,9 @@ uint8_t *ws_data_begin(struct ws *w, size_t max)
 	return p + w->frame_hdr;
 }
 
-void ws_data_end(struct ws *w, size_t len)
+/* Write the header of a frame of opcode op in front of the len payload
+ * bytes at w->frame + w->frame_hdr, mask them (client) and commit. */
+static void finish(struct ws *w, uint8_t op, size_t len)
 {
 	size_t hdr = header_len(w, len);
 	uint8_t *h = w->frame;
@@ -331,7 +393,7 @@ void ws_data_end(struct ws *w, size_t len)
 	if (hdr != w->frame_hdr) {
 		memmove(payload, h + w->frame_hdr, len); /* a shorter length form */
 	}
-	h[0] = 0x80 | WSLAY_BINARY_FRAME; /* FIN, one frame per message */
+	h[0] = 0x80 | op; /* FIN, one frame per message */
 	h[1] = w->server ? 0 : 0x80;
 	if (len < 126) {
 		h[1] |= (uint8_t)len;
@@ -356,6 +418,36 @@ void ws_data_end(struct ws *w, size_t len)
 	}
 	buf_commit(&w->out, hdr + len);
 	w->frame = NULL;
+}
+
+void ws_data_end(struct ws *w, size_t len)
+{
+	finish(w, WSLAY_BINARY_FRAME, len);
+}
+
+/* A whole message: framed into `out` at once when nothing of wslay's is
+ * ahead of it and it fits, else queued in wslay (copied). 0, or -1 once
+ * closing or out of memory. */
+static int send_msg(struct ws *w, uint8_t op, const uint8_t *p, size_t len)
+{
+	struct wslay_event_msg m = {op, p, len};
+
+	if (out_is_ours(w)) {
+		size_t hdr = header_len(w, len);
+		size_t avail;
+		uint8_t *h = buf_reserve(&w->out, hdr + len, &avail);
+		if (h != NULL && avail >= hdr + len) {
+			memcpy(h + hdr, p, len);
+			w->frame = h;
+			w->frame_hdr = hdr;
+			finish(w, op, len);
+			return 0;
+		}
+	}
+	if (make_ctx(w) != 0) {
+		return -1;
+	}
+	return wslay_event_queue_msg(w->ctx, &m) == 0 ? 0 : -1;
 }
 
 /* A machine word that may alias any bytes (like char): the mask loop reads
@@ -402,31 +494,29 @@ void ws_mask(uint8_t *p, size_t n, const uint8_t key[4])
 
 int ws_send_binary(struct ws *w, const uint8_t *msg, size_t len)
 {
-	struct wslay_event_msg m = {WSLAY_BINARY_FRAME, msg, len};
-
-	return wslay_event_queue_msg(w->ctx, &m) == 0 ? 0 : -1;
+	return send_msg(w, WSLAY_BINARY_FRAME, msg, len);
 }
 
 int ws_send_ping(struct ws *w)
 {
-	struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"tc", 2};
-
-	return wslay_event_queue_msg(w->ctx, &m) == 0 ? 0 : -1;
+	return send_msg(w, WSLAY_PING, (const uint8_t *)"tc", 2);
 }
 
 void ws_send_close(struct ws *w, uint16_t code, const char *reason)
 {
-	wslay_event_queue_close(w->ctx, code, (const uint8_t *)reason, strlen(reason));
+	if (make_ctx(w) == 0) {
+		wslay_event_queue_close(w->ctx, code, (const uint8_t *)reason, strlen(reason));
+	}
 }
 
 size_t ws_queued(const struct ws *w)
 {
-	return wslay_event_get_queued_msg_count(w->ctx);
+	return w->ctx != NULL ? wslay_event_get_queued_msg_count(w->ctx) : 0;
 }
 
 int ws_close_received(const struct ws *w, uint16_t *code)
 {
-	if (!wslay_event_get_close_received(w->ctx)) {
+	if (w->ctx == NULL || !wslay_event_get_close_received(w->ctx)) {
 		return 0;
 	}
 	*code = wslay_event_get_status_code_received(w->ctx);
@@ -435,7 +525,7 @@ int ws_close_received(const struct ws *w, uint16_t *code)
 
 int ws_close_sent(const struct ws *w)
 {
-	return wslay_event_get_close_sent(w->ctx);
+	return w->ctx != NULL && wslay_event_get_close_sent(w->ctx);
 }
 
 uint16_t ws_close_code_sent(const struct ws *w)
@@ -445,5 +535,17 @@ uint16_t ws_close_code_sent(const struct ws *w)
 
 int ws_finished(const struct ws *w)
 {
-	return !wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx);
+	return w->ctx != NULL && !wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx);
+}
+
+void ws_trim(struct ws *w)
+{
+	buf_trim(&w->in);
+	buf_trim(&w->out);
+	if (w->server && w->ctx != NULL && out_is_ours(w) && wslay_event_get_read_enabled(w->ctx) &&
+	    wslay_event_get_write_enabled(w->ctx) && !w->fragmented && w->wslay_left == 0) {
+		/* At rest between frames: a new context is the same. */
+		wslay_event_context_free(w->ctx);
+		w->ctx = NULL;
+	}
 }

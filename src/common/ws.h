@@ -7,13 +7,16 @@
  * ws_recv and must not free the session. On the server side, a binary
  * message in one frame (the agent's DATA) is parsed here instead and
  * unmasked in place a word at a time; wslay's loop unmasks byte by byte.
- * Every other frame (control, text, fragments, anything odd or too big)
- * is fed to wslay whole, one at a time, so wslay stays the judge of the
- * protocol, answers pings and runs the close handshake. Text messages are logged and
- * ignored; pings are answered by wslay.
+ * So are pings (answered here) and pongs. Every other frame (close, text,
+ * fragments, anything odd or too big) is fed to wslay whole, one at a
+ * time, so wslay stays the judge of the protocol and runs the close
+ * handshake; the server makes wslay's context only then, so an idle agent
+ * that only pings costs none. Text messages are logged and ignored.
  *
- * Sending: small messages (tunnel replies, pings, close) are queued in
- * wslay and framed by ws_frame(). Bulk binary messages (DATA) take the fast
+ * Sending: small messages (tunnel replies, pings, pongs) are framed into
+ * `out` at once when nothing of wslay's is ahead of them and they fit;
+ * otherwise, and for close, they are queued in wslay and framed by
+ * ws_frame(). Bulk binary messages (DATA) take the fast
  * path instead: ws_data_begin() lends room in `out` right after the bytes
  * already framed, the caller writes the payload there (a socket read), and
  * ws_data_end() writes the frame header in front and masks the payload in
@@ -106,5 +109,8 @@ int ws_close_sent(const struct ws *w);
 uint16_t ws_close_code_sent(const struct ws *w);
 /* Neither side may send or read anything more. */
 int ws_finished(const struct ws *w);
+/* An idle peer: give back large empty buffers and (server side) wslay's
+ * context when it holds no state. */
+void ws_trim(struct ws *w);
 
 #endif

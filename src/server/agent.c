@@ -47,7 +47,7 @@ struct agent {
 	char user_agent[HS_USER_AGENT_MAX];
 	uint64_t deadline_ms;   /* handshake or close deadline, 0 if none */
 	uint64_t last_rx_ms;    /* last byte from the agent */
-	uint64_t last_io_ms;    /* last byte either way (idle buffers) */
+	uint64_t last_bulk_ms;  /* last read or write of BUF_FIRST or more */
 	uint64_t ping_sent_ms;  /* our ping, 0 if none outstanding */
 	int64_t connected_at;   /* Unix seconds of the upgrade */
 	uint64_t bytes_in;
@@ -140,6 +140,7 @@ void agent_shutdown(struct agent *a, uint16_t code, const char *why, uint64_t no
 		ws_send_close(&a->ws, code, why);
 		a->state = AG_CLOSING;
 		a->deadline_ms = now + TC_CLOSE_WAIT_MS;
+		agent_wake(a);
 	} else if (a->state != AG_CLOSING) {
 		end(a, LOG_DEBUG, why);
 	}
@@ -287,6 +288,7 @@ static void send_ctl(struct agent *a, uint8_t type, uint8_t proto, uint32_t id, 
 	if (ws_send_binary(&a->ws, msg, sizeof(msg)) != 0) {
 		log_debug("message dropped: tunnel closing type=%s agent=%s", tunnel_type_name(type), a->id);
 	}
+	agent_wake(a); /* queued outside a pump, it goes out with the next */
 }
 
 int agent_open_tunnel(struct agent *a, struct tunnel_end *e, uint8_t proto, uint16_t port)
@@ -335,6 +337,11 @@ struct list *agent_ready_list(struct agent *a)
 uint8_t *agent_data_begin(struct agent *a, size_t max)
 {
 	if (a->state != AG_OPEN || buf_len(&a->ws.out) + transport_pending_out(&a->tr) >= TC_OUT_HWM) {
+		return NULL;
+	}
+	/* Messages queued before (a CONNECT) are framed first: DATA follows
+	 * them and need not wait for the next pump. */
+	if (ws_queued(&a->ws) > 0 && ws_frame(&a->ws) < 0) {
 		return NULL;
 	}
 	a->data_at = ws_data_begin(&a->ws, TUNNEL_HDR_LEN + max);
@@ -389,8 +396,8 @@ struct agent *agent_accept(struct server *s, int fd, const struct sockaddr *sa, 
 	    ws_init_server(&a->ws, s->cfg.max_message, &rx_ops, a) != 0 ||
 	    pollset_add(&s->ps, fd, POLLIN, a) != 0) {
 		log_error("out of memory accepting an agent addr=%s", addr);
-		if (a != NULL && a->ws.ctx != NULL) {
-			ws_free(&a->ws);
+		if (a != NULL) {
+			ws_free(&a->ws); /* calloc'd or initialised: either frees */
 		}
 		tls_io_free(tls);
 		free(a);
@@ -405,7 +412,7 @@ struct agent *agent_accept(struct server *s, int fd, const struct sockaddr *sa, 
 	a->state = tls != NULL ? AG_TLS : AG_REQUEST;
 	a->deadline_ms = now + TS_HANDSHAKE_MS;
 	a->last_rx_ms = now;
-	a->last_io_ms = now;
+	a->last_bulk_ms = now;
 	idmap_init(&a->ends);
 	buf_init(&a->udp, TC_DATA_MAX);
 	list_init(&a->ready);
@@ -542,7 +549,9 @@ static int flush_out(struct agent *a)
 		ssize_t n = transport_write(&a->tr, p, len);
 		if (n > 0) {
 			buf_consume(&a->ws.out, (size_t)n);
-			a->last_io_ms = net_now_ms();
+			if ((size_t)n >= BUF_FIRST) {
+				a->last_bulk_ms = net_now_ms();
+			}
 			moved = 1;
 		} else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 			end(a, LOG_INFO, transport_strerror(&a->tr, errno));
@@ -573,7 +582,9 @@ static int fill_in(struct agent *a, uint64_t now)
 	if (n > 0) {
 		buf_commit(&a->ws.in, (size_t)n);
 		a->last_rx_ms = now;
-		a->last_io_ms = now;
+		if ((size_t)n >= BUF_FIRST) {
+			a->last_bulk_ms = now;
+		}
 		a->ping_sent_ms = 0;
 		return 1;
 	}
@@ -735,11 +746,10 @@ void agent_timers(struct agent *a, uint64_t now, uint64_t *next)
 		} else {
 			lower(next, ping_at);
 		}
-		/* An idle agent gives its buffers back (many idle agents). */
-		if (now >= a->last_io_ms + TS_IDLE_RELEASE_MS && buf_len(&a->ws.in) == 0 &&
-		    buf_len(&a->ws.out) == 0) {
-			buf_free(&a->ws.in);
-			buf_free(&a->ws.out);
+		/* An agent without data gives large buffers back (many
+		 * idle agents); pings keep only small ones. */
+		if (now >= a->last_bulk_ms + TS_IDLE_RELEASE_MS) {
+			ws_trim(&a->ws);
 			buf_free(&a->udp);
 			transport_trim(&a->tr);
 		}

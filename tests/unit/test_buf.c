@@ -26,3 +26,38 @@ TEST(buf_bounded_fifo)
 	buf_free(&b);
 	CHECK(b.data == NULL && b.cap == 8);
 }
+
+TEST(buf_grows_with_the_traffic)
+{
+	struct buf b;
+	size_t avail;
+	uint8_t *p;
+
+	buf_init(&b, 16 * BUF_FIRST);
+	p = buf_space(&b, &avail);
+	CHECK(p != NULL && avail == BUF_FIRST); /* a ping's worth first */
+	buf_commit(&b, 10);
+	buf_consume(&b, 10);
+	CHECK(buf_space(&b, &avail) != NULL && avail == BUF_FIRST); /* small traffic: small */
+	p = buf_space(&b, &avail);
+	memset(p, 'x', avail);
+	buf_commit(&b, avail); /* a read that filled it: more is waiting */
+	buf_consume(&b, BUF_FIRST - 3);
+	p = buf_space(&b, &avail);
+	CHECK(p != NULL && avail == 16 * BUF_FIRST - 3 && b.size == 16 * BUF_FIRST);
+	CHECK(memcmp(b.data + b.start, "xxx", 3) == 0); /* kept across the move */
+	buf_trim(&b);
+	CHECK(b.data != NULL); /* not empty: kept */
+	buf_consume(&b, 3);
+	buf_trim(&b);
+	CHECK(b.data == NULL && b.cap == 16 * BUF_FIRST);
+	/* A reservation larger than the first allocation takes the bound. */
+	p = buf_reserve(&b, 2 * BUF_FIRST, &avail);
+	CHECK(p != NULL && avail == 16 * BUF_FIRST);
+	CHECK(buf_append(&b, "ab", 2) == 0);
+	buf_free(&b);
+	/* A bound under BUF_FIRST is the allocation. */
+	buf_init(&b, 100);
+	CHECK(buf_space(&b, &avail) != NULL && avail == 100);
+	buf_free(&b);
+}

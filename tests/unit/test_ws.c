@@ -1,3 +1,4 @@
+#include "bounds.h"
 #include "log.h"
 #include "unit.h"
 #include "ws.h"
@@ -112,15 +113,30 @@ TEST(ws_data_waits_behind_queued_frames)
 {
 	struct ws w;
 	static const uint8_t msg[8] = {2, 0, 0, 0, 0, 7, 0, 0};
+	size_t avail;
+	size_t len;
 
 	CHECK(ws_init_client(&w, 1 << 20, &no_rx, NULL) == 0);
+	/* With nothing of wslay's queued, a message is framed at once. */
 	CHECK(ws_send_binary(&w, msg, sizeof(msg)) == 0);
+	CHECK(ws_queued(&w) == 0 && buf_len(&w.out) == 2 + 4 + sizeof(msg));
+	CHECK(ws_data_begin(&w, 100) != NULL);
+	/* `out` full: the message waits in wslay, and so does all after it. */
+	uint8_t *p = buf_reserve(&w.out, TC_OUT_CAP, &avail);
+	CHECK(p != NULL && avail > 10);
+	buf_commit(&w.out, avail - 10);
+	CHECK(ws_send_binary(&w, msg, sizeof(msg)) == 0 && ws_queued(&w) == 1);
 	CHECK(ws_data_begin(&w, 100) == NULL); /* wslay holds a frame */
-	CHECK(ws_frame(&w) == 1);
+	buf_consume(&w.out, buf_len(&w.out));
+	CHECK(ws_send_binary(&w, msg, sizeof(msg)) == 0 && ws_queued(&w) == 2); /* no overtaking */
+	CHECK(ws_frame(&w) == 1 && ws_queued(&w) == 0);
+	CHECK(buf_data(&w.out, &len) != NULL && len == 2 * (2 + 4 + sizeof(msg)));
 	CHECK(ws_data_begin(&w, 100) != NULL);
 	ws_send_close(&w, 1000, "");
+	CHECK(ws_data_begin(&w, 100) == NULL); /* the close is queued */
 	CHECK(ws_frame(&w) == 1);
 	CHECK(ws_data_begin(&w, 100) == NULL); /* nothing after our close */
+	CHECK(ws_send_binary(&w, msg, sizeof(msg)) == -1);
 	ws_free(&w);
 }
 
@@ -220,11 +236,50 @@ TEST(ws_server_receives_fast_and_wslay_frames_in_any_split)
 		CHECK_MEM(g.data, a, sizeof(a));
 		CHECK_MEM(g.data + sizeof(a), "fragmented", sizeof("fragmented"));
 		CHECK_MEM(g.data + sizeof(a) + sizeof("fragmented"), a, sizeof(a));
-		CHECK(ws_queued(&s) == 2); /* two pongs */
+		/* Two pongs, framed at once (unmasked, the server's). */
+		static const uint8_t pongs[] = {0x8a, 2, 'p', '1', 0x8a, 2, 'p', '2'};
+		size_t olen;
+		const uint8_t *o = buf_data(&s.out, &olen);
+		CHECK(ws_queued(&s) == 0 && olen == sizeof(pongs) && o != NULL);
+		CHECK_MEM(o, pongs, sizeof(pongs));
 		CHECK(buf_len(&s.in) == 0);
 		ws_free(&s);
 	}
 	log_set_level(LOG_INFO);
+}
+
+TEST(ws_server_makes_wslay_only_when_needed)
+{
+	static const uint8_t frag[] = "half";
+	uint8_t wire[64];
+	struct ws s;
+	struct got g;
+	size_t len;
+
+	memset(&g, 0, sizeof(g));
+	CHECK(ws_init_server(&s, 1 << 20, &got_rx, &g) == 0);
+	CHECK(ws_send_ping(&s) == 0 && s.ctx == NULL);
+	CHECK(buf_data(&s.out, &len) != NULL && len == 4 && s.out.data[0] == 0x89);
+	CHECK(buf_append(&s.in, wire, hand_frame(wire, 1, 0xa, (const uint8_t *)"tc", 2)) == 0);
+	CHECK(buf_append(&s.in, wire, hand_frame(wire, 1, 0x9, NULL, 0)) == 0);
+	CHECK(ws_recv_server(&s) == 0 && s.ctx == NULL && buf_len(&s.in) == 0);
+	/* A fragment: wslay's from here, and its state must stay. */
+	CHECK(buf_append(&s.in, wire, hand_frame(wire, 0, 0x2, frag, 4)) == 0);
+	CHECK(ws_recv_server(&s) == 0 && s.ctx != NULL);
+	ws_trim(&s);
+	CHECK(s.ctx != NULL); /* a message is half received */
+	CHECK(buf_append(&s.in, wire, hand_frame(wire, 1, 0x0, frag, 4)) == 0);
+	CHECK(ws_recv_server(&s) == 0 && g.msgs == 1 && g.len == 8);
+	ws_trim(&s);
+	CHECK(s.ctx == NULL); /* at rest again */
+	CHECK(buf_append(&s.in, wire, hand_frame(wire, 1, 0x8, (const uint8_t *)"\x03\xe8", 2)) ==
+	      0);
+	CHECK(ws_recv_server(&s) == 0);
+	uint16_t code = 0;
+	CHECK(ws_close_received(&s, &code) && code == 1000);
+	ws_trim(&s);
+	CHECK(s.ctx != NULL && ws_queued(&s) == 1); /* the close reply waits */
+	ws_free(&s);
 }
 
 TEST(ws_server_refuses_unmasked_frames)
