@@ -61,10 +61,11 @@ LIB_OBJ := $(filter-out $(BUILD)/obj/agent/main.o,$(OWN_OBJ))
 UNIT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRC))
 LIBS := $(BUILD)/deps/libwslay.a $(BUILD)/deps/libbearssl.a
 # The benchmark's tools (tests/bench, driven by bench.py): the runner-side
-# peer, a static test tool built like the agent but not stripped, and the
-# local services, a host tool built with the host's compiler.
+# peer, a static test tool built like the agent but not stripped, the
+# local services and the fleet of idle agents (tunnel-server scenarios),
+# host tools built with the host's compiler.
 HOST_CC ?= gcc
-BENCH := $(BUILD)/bench/peer $(BUILD)/bench/svc
+BENCH := $(BUILD)/bench/peer $(BUILD)/bench/svc $(BUILD)/bench/fleet
 
 all: $(BUILD)/tunnel-client $(BUILD)/tunnel-server $(BUILD)/unit-tests
 
@@ -114,6 +115,10 @@ $(BUILD)/bench/peer: tests/bench/peer.c $(PEER_OBJ) $(LIBS) $(FLAGS_STAMP)
 	$(CC) $(CFLAGS_OWN) -Isrc/common -Isrc/server -MMD -MP $(LDFLAGS_OWN) -o $@ $< $(PEER_OBJ) $(LIBS)
 
 $(BUILD)/bench/svc: tests/bench/svc.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(BUILD)/bench/fleet: tests/bench/fleet.c
 	@mkdir -p $(dir $@)
 	$(HOST_CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
