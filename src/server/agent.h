@@ -6,7 +6,8 @@
  *
  * States: TLS -> REQUEST -> OPEN -> CLOSING -> DONE, or REQUEST ->
  * REFUSING (an HTTP error is written) -> DONE. An agent is marked DONE
- * once, with its cause logged; it is freed by agent_reap(). */
+ * once, with its cause logged; it is freed by agent_reap(). Made of
+ * agent.c, agent_upgrade.c and agent_tunnels.c (agent_int.h inside). */
 #ifndef AGENT_H
 #define AGENT_H
 
