@@ -51,6 +51,11 @@ static const struct opt opts[] = {
 	{0, "proxy", NULL, OPT_STR, F(proxy), 0, 0,
 	 "http://[user:pass@]host[:port] of an HTTP CONNECT proxy [HTTPS_PROXY / HTTP_PROXY, NO_PROXY]",
 	 NULL},
+	{0, "status-port", "STATUS_PORT", OPT_COUNT, F(status_port), 1, 65535,
+	 "a CONNECT to this TCP port is answered by the agent: /healthz /ready /status "
+	 "/metrics /logs [off]", NULL},
+	{0, "log-ring", "LOG_RING", OPT_COUNT, F(log_ring), 0, TC_LOG_RING_MAX,
+	 "bytes of recent log lines kept for /logs, 0 = none [16384]", NULL},
 	{0, "check", NULL, OPT_FLAG, F(check), 0, 1,
 	 "check the way to the runner step by step, print a verdict, exit 0 or 1", NULL},
 	{0, "ca-file", "SSL_CERT_FILE", OPT_STR, F(ca_file), 0, 0,
@@ -175,6 +180,7 @@ static void set_defaults(struct config *c)
 	c->max_conns = 0; /* from the open-file limit, in main */
 	c->max_udp = 256;
 	c->max_message = 1 << 20;
+	c->log_ring = TC_LOG_RING_DEFAULT;
 }
 
 enum config_result config_parse(struct config *c, int argc, char **argv,

@@ -34,6 +34,8 @@ struct config {
 	int header_auth;             /* one of them is Authorization */
 	const char *proxy;           /* --proxy URL, or NULL (the environment decides) */
 	uint64_t check;              /* --check */
+	uint64_t status_port;        /* answered by the agent itself; 0 = off */
+	uint64_t log_ring;           /* bytes of recent log lines kept for /logs */
 	/* TLS (wss://) */
 	const char *ca_file;
 	const char *tls_server_name;

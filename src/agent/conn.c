@@ -10,6 +10,7 @@
 #include "log.h"
 #include "net.h"
 #include "pollset.h"
+#include "stats.h"
 
 static const char *proto_name(const struct conn *c)
 {
@@ -166,13 +167,17 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 	if (conn_table_find(t, m->client_id) != NULL) {
 		log_warn("connect refused id=%u reason=\"client id in use\"", (unsigned)m->client_id);
 		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "client id in use");
+		t->lim.stats->conns_refused++;
 		return;
 	}
 	conn_table_forget_closed(t, m->client_id);
-	if (!allow_match(t->lim.allow, m->proto, m->port)) {
+	int status = m->proto == TUNNEL_TCP && t->lim.status_port != 0 &&
+		     m->port == t->lim.status_port;
+	if (!status && !allow_match(t->lim.allow, m->proto, m->port)) {
 		log_warn("connect refused id=%u proto=%s port=%u reason=\"port not allowed\"",
 			 (unsigned)m->client_id, m->proto == TUNNEL_UDP ? "udp" : "tcp", (unsigned)m->port);
 		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "port not allowed");
+		t->lim.stats->conns_refused++;
 		conn_table_remember_closed(t, m->client_id);
 		return;
 	}
@@ -180,16 +185,20 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 		log_warn("connect refused id=%u reason=\"too many connections\" max=%zu",
 			 (unsigned)m->client_id, t->lim.max_conns);
 		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "too many connections");
+		t->lim.stats->conns_refused++;
 		return;
 	}
 	if (m->proto == TUNNEL_UDP && t->udp >= t->lim.max_udp) {
 		log_warn("connect refused id=%u reason=\"too many UDP connections\" max=%zu",
 			 (unsigned)m->client_id, t->lim.max_udp);
 		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "too many UDP connections");
+		t->lim.stats->conns_refused++;
 		return;
 	}
-	fd = net_connect_local(m->proto == TUNNEL_UDP ? SOCK_DGRAM : SOCK_STREAM, m->port);
+	fd = status ? t->lim.status_open(t->lim.status_ctx, now)
+		    : net_connect_local(m->proto == TUNNEL_UDP ? SOCK_DGRAM : SOCK_STREAM, m->port);
 	if (fd < 0) {
+		t->lim.stats->conns_errored++;
 		net_reason(errno, why, sizeof(why));
 		log_info("connect failed id=%u proto=%s port=%u reason=\"%s\"", (unsigned)m->client_id,
 			 m->proto == TUNNEL_UDP ? "udp" : "tcp", (unsigned)m->port, why);
@@ -207,13 +216,16 @@ void conn_on_connect(struct conn_table *t, const struct tunnel_msg *m, uint64_t 
 		free(c);
 		close(fd);
 		send_msg(t, TUNNEL_ERROR, m->proto, m->client_id, "out of memory");
+		t->lim.stats->conns_errored++;
 		return;
 	}
 	c->port = m->port;
 	c->last_ms = now;
+	c->created_ms = now;
 	if (c->proto == TUNNEL_UDP) {
 		c->state = CONN_OPEN; /* a UDP connect completes at once */
 		send_msg(t, TUNNEL_CONNECTED, c->proto, c->node.id, NULL);
+		t->lim.stats->conns_opened++;
 		log_info("conn open id=%u proto=udp port=%u", (unsigned)c->node.id, (unsigned)c->port);
 	} else {
 		c->state = CONN_CONNECTING;
@@ -241,6 +253,8 @@ void conn_on_data(struct conn_table *t, const struct tunnel_msg *m, uint64_t now
 		return;
 	}
 	c->last_ms = now;
+	c->bytes_in += m->payload_len;
+	t->lim.stats->bytes_from_runner += m->payload_len;
 	if (c->state == CONN_OPEN && c->q.bytes == 0) {
 		/* Nothing queued: write through, queue only what is left. */
 		ssize_t n = sock_send(c, m->payload, m->payload_len);
@@ -340,11 +354,13 @@ static void connect_done(struct conn_table *t, struct conn *c, uint64_t now)
 		log_info("connect failed id=%u proto=tcp port=%u reason=\"%s\"", (unsigned)c->node.id,
 			 (unsigned)c->port, why);
 		finish(t, c, TUNNEL_ERROR, why);
+		t->lim.stats->conns_errored++;
 		return;
 	}
 	log_info("conn open id=%u proto=tcp port=%u", (unsigned)c->node.id, (unsigned)c->port);
 	if (c->addressable) {
 		send_msg(t, TUNNEL_CONNECTED, c->proto, c->node.id, NULL);
+		t->lim.stats->conns_opened++;
 		c->state = CONN_OPEN;
 	} else {
 		c->state = CONN_DRAINING; /* closed by the runner while connecting */
@@ -434,6 +450,8 @@ int conn_read_one(struct conn_table *t, uint64_t now)
 	tunnel_header(buf, TUNNEL_DATA, c->proto, c->node.id, 0);
 	t->sink.data_end(t->sink.ctx, TUNNEL_HDR_LEN + (size_t)n);
 	c->last_ms = now;
+	c->bytes_out += (size_t)n;
+	t->lim.stats->bytes_to_runner += (size_t)n;
 	log_trace("data to runner id=%u len=%zd", (unsigned)c->node.id, n);
 	/* A full read says more is waiting; a short one that the socket is
 	 * drained (poll will tell). A datagram socket may hold more. */
@@ -457,6 +475,7 @@ static void check_timers(struct conn_table *t, struct conn *c, uint64_t now, uin
 			log_info("connect failed id=%u proto=tcp port=%u reason=\"connection timed out\"",
 				 (unsigned)c->node.id, (unsigned)c->port);
 			finish(t, c, TUNNEL_ERROR, "connection timed out");
+			t->lim.stats->conns_errored++;
 			return;
 		}
 		lower(next, c->deadline_ms);
@@ -489,6 +508,7 @@ static void check_timers(struct conn_table *t, struct conn *c, uint64_t now, uin
 			log_warn("local service stalled id=%u port=%u queued=%zu", (unsigned)c->node.id,
 				 (unsigned)c->port, c->q.bytes);
 			finish(t, c, TUNNEL_ERROR, "local service stalled");
+			t->lim.stats->conns_errored++;
 			return;
 		}
 		lower(next, stall);

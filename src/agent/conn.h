@@ -52,6 +52,9 @@ struct conn {
 	uint64_t deadline_ms;    /* connect or linger deadline */
 	uint64_t last_ms;        /* UDP: last datagram either way */
 	uint64_t full_since_ms;  /* queue above the mark since, 0 if not */
+	uint64_t created_ms;
+	uint64_t bytes_in;       /* runner -> local payload */
+	uint64_t bytes_out;      /* local -> runner payload */
 };
 
 struct conn_sink {
@@ -65,8 +68,18 @@ struct conn_sink {
 	void (*data_end)(void *ctx, size_t len);
 };
 
+struct stats;
+
+/* What a CONNECT may reach and how connections live; the counters. */
 struct conn_limits {
 	const struct allow *allow; /* --allow-ports */
+	struct stats *stats;       /* counted into */
+	/* --status-port: a TCP CONNECT to it gets the socket status_open
+	 * returns (the agent answers), not a local one; the allow list does
+	 * not apply. -1 with errno when it cannot. */
+	uint16_t status_port;
+	int (*status_open)(void *ctx, uint64_t now);
+	void *status_ctx;
 	size_t max_conns;
 	size_t max_udp;
 	uint64_t connect_timeout_ms;
@@ -119,5 +132,10 @@ void conn_timers(struct conn_table *t, uint64_t now, uint64_t *next);
 void conn_reap(struct conn_table *t);
 /* Live connections (for logs). */
 size_t conn_count(const struct conn_table *t);
+/* Call fn for each connection the runner can reach, until it returns
+ * non-zero. */
+void conn_each(const struct conn_table *t, int (*fn)(void *ctx, const struct conn *c), void *ctx);
+/* c's state as a word, and its queued bytes. */
+const char *conn_state_name(const struct conn *c);
 
 #endif

@@ -122,3 +122,29 @@ size_t conn_count(const struct conn_table *t)
 {
 	return t->live;
 }
+
+struct each {
+	int (*fn)(void *ctx, const struct conn *c);
+	void *ctx;
+};
+
+static int each_node(void *ctx, const struct idmap_node *n)
+{
+	const struct each *e = ctx;
+
+	return e->fn(e->ctx, list_entry(n, struct conn, node));
+}
+
+void conn_each(const struct conn_table *t, int (*fn)(void *ctx, const struct conn *c), void *ctx)
+{
+	struct each e = {fn, ctx};
+
+	idmap_walk(&t->ids, each_node, &e);
+}
+
+const char *conn_state_name(const struct conn *c)
+{
+	static const char *const names[] = {"connecting", "open", "draining", "linger", "done"};
+
+	return names[c->state];
+}

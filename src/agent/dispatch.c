@@ -5,6 +5,7 @@
 #include "bounds.h"
 #include "log.h"
 #include "net.h"
+#include "stats.h"
 
 void dispatch_init(struct dispatch *d, struct conn_table *conns)
 {
@@ -112,6 +113,7 @@ static void rx_end(void *user)
 
 	if (d->err != TUNNEL_OK) {
 		hand_over(d); /* a short message never completed a header */
+		d->conns->lim.stats->msgs_dropped++;
 		log_warn("message dropped len=%zu type=%u reason=\"%s\"", d->len,
 			 d->hdr_len > 0 ? (unsigned)d->hdr[0] : 0u, tunnel_strerror(d->err));
 		return;
@@ -124,6 +126,7 @@ static void rx_end(void *user)
 		break;
 	case TUNNEL_DATA:
 		if (d->oversize) {
+			d->conns->lim.stats->msgs_dropped++;
 			log_warn("datagram dropped id=%u len=%zu reason=\"larger than %d bytes\"",
 				 (unsigned)m->client_id, d->len - TUNNEL_HDR_LEN, TC_DATA_MAX);
 		} else if (m->proto == TUNNEL_UDP) {

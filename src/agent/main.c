@@ -12,16 +12,20 @@
 #include "fmt.h"
 #include "log.h"
 #include "net.h"
+#include "proc.h"
 #include "proxy.h"
 #include "rand.h"
 #include "session.h"
+#include "stats.h"
+#include "status.h"
 #include "tls_client.h"
 #include "url.h"
 
 /* The only process-wide state: set by signals. SIGTERM/SIGINT stop;
- * SIGHUP ends a backoff wait (dial now). */
+ * SIGHUP ends a backoff wait (dial now); SIGUSR1 logs the status. */
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t dial_flag;
+static volatile sig_atomic_t report_flag;
 
 static void on_stop(int sig)
 {
@@ -31,6 +35,11 @@ static void on_stop(int sig)
 static void on_dial(int sig)
 {
 	dial_flag = sig;
+}
+
+static void on_report(int sig)
+{
+	report_flag = sig;
 }
 
 /* Block the stop signals except while waiting in ppoll (waitmask), so a
@@ -49,18 +58,22 @@ static void setup_signals(sigset_t *waitmask)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_dial;
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_report;
+	sigaction(SIGUSR1, &sa, NULL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, waitmask);
 	sigdelset(waitmask, SIGTERM);
 	sigdelset(waitmask, SIGINT);
 	sigdelset(waitmask, SIGHUP);
+	sigdelset(waitmask, SIGUSR1);
 }
 
 /* Wait ms milliseconds, or until a stop signal or SIGHUP (dial now). */
-static void wait_ms(uint64_t ms, const sigset_t *waitmask)
+static void wait_ms(uint64_t ms, const struct session_env *env)
 {
 	uint64_t until = net_now_ms() + ms;
 
@@ -71,6 +84,10 @@ static void wait_ms(uint64_t ms, const sigset_t *waitmask)
 			dial_flag = 0;
 			return;
 		}
+		if (report_flag) {
+			report_flag = 0;
+			status_log(env, NULL);
+		}
 		uint64_t now = net_now_ms();
 		struct timespec ts;
 		if (now >= until) {
@@ -78,7 +95,7 @@ static void wait_ms(uint64_t ms, const sigset_t *waitmask)
 		}
 		ts.tv_sec = (time_t)((until - now) / 1000);
 		ts.tv_nsec = (long)((until - now) % 1000) * 1000000L;
-		ppoll(NULL, 0, &ts, waitmask);
+		ppoll(NULL, 0, &ts, env->waitmask);
 	}
 }
 
@@ -126,6 +143,7 @@ int main(int argc, char **argv)
 	struct tls_config *tls = NULL;
 	struct session_env env;
 	struct proxy proxy;
+	struct stats stats;
 	char shown[URL_HOST_MAX + URL_PATH_MAX + 32];
 	sigset_t waitmask;
 	uint64_t failures = 0; /* consecutive failed connects (MAX_RECONNECT) */
@@ -162,6 +180,18 @@ int main(int argc, char **argv)
 	}
 	url_display(&url, shown, sizeof(shown));
 	log_set_level(cfg.log_level);
+	if (!cfg.check && log_ring_init(cfg.log_ring) != 0) {
+		fmt_print(2, "tunnel-client: --log-ring %llu: out of memory\n",
+			  (unsigned long long)cfg.log_ring);
+		return 1;
+	}
+	memset(&stats, 0, sizeof(stats));
+	stats.start_ms = net_now_ms();
+	stats.start_unix_ms = proc_start_ms();
+	if (stats.start_unix_ms == 0) {
+		stats.start_unix_ms = (uint64_t)time(NULL) * 1000;
+	}
+	stats.state = "connecting";
 	size_limits(&cfg);
 	if (url.tls && tls_client_config_load(&tls, &cfg, &url, err, sizeof(err)) != 0) {
 		fmt_print(2, "tunnel-client: %s\n", err);
@@ -173,7 +203,9 @@ int main(int argc, char **argv)
 	env.shown_url = shown;
 	env.tls = tls;
 	env.proxy = use_proxy > 0 ? &proxy : NULL;
+	env.stats = &stats;
 	env.stop = &stop_flag;
+	env.report = &report_flag;
 	env.waitmask = &waitmask;
 	if (cfg.check) {
 		rc = check_run(&env);
@@ -206,7 +238,8 @@ int main(int argc, char **argv)
 		uint64_t d = backoff_ms(&cfg, step);
 		log_info("reconnecting in %llu ms failures=%llu", (unsigned long long)d,
 			 (unsigned long long)failures);
-		wait_ms(d, &waitmask);
+		stats.state = "waiting";
+		wait_ms(d, &env);
 		if (stop_flag) {
 			break;
 		}

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bounds.h"
@@ -18,6 +19,8 @@
 #include "net.h"
 #include "pollset.h"
 #include "rand.h"
+#include "stats.h"
+#include "status.h"
 #include "tls_client.h"
 #include "tls_io.h"
 #include "transport.h"
@@ -40,7 +43,8 @@ struct session {
 	struct ws ws;
 	struct conn_table conns;
 	struct dispatch dispatch;
-	struct pollset ps;       /* slot 0: the runner socket, then connections */
+	struct status status;
+	struct pollset ps;       /* slot 0: the runner socket, status, then connections */
 	char key[HS_KEY_LEN + 1];
 	size_t request_len;      /* the upgrade request, wiped once it is out */
 	uint64_t deadline_ms;    /* handshake or close deadline */
@@ -56,6 +60,10 @@ static void end(struct session *s, enum log_level lvl, const char *what, const c
 		return;
 	}
 	log_msg(lvl, "tunnel %s reason=\"%s\"", what, why);
+	if (!*s->env->stop) {
+		fmt_snprintf(s->env->stats->last_error, sizeof(s->env->stats->last_error), "tunnel %s: %s",
+			     what, why);
+	}
 	s->state = ST_ENDED;
 }
 
@@ -67,6 +75,7 @@ static void begin_close(struct session *s, uint16_t code, const char *why, uint6
 		log_info("tunnel closing code=%u reason=\"%s\"", (unsigned)code, why);
 		ws_send_close(&s->ws, code, why);
 		s->state = ST_CLOSING;
+		s->env->stats->state = "closing";
 		s->deadline_ms = now + wait_ms;
 	} else if (s->state != ST_CLOSING) {
 		end(s, LOG_INFO, "ended", why);
@@ -104,7 +113,12 @@ static void sink_data_end(void *ctx, size_t len)
 static void dial_report(void *ctx, enum dial_step step, int ok, const char *detail)
 {
 	const struct session_env *env = ctx;
+	static const char *const steps[] = {"resolve", "connect", "proxy"};
 
+	if (!ok) {
+		fmt_snprintf(env->stats->last_error, sizeof(env->stats->last_error), "%s failed %s",
+			     steps[step], detail);
+	}
 	switch (step) {
 	case DIAL_RESOLVE:
 		if (ok) {
@@ -219,6 +233,8 @@ static void read_upgrade(struct session *s, uint64_t now)
 	buf_consume(&s->ws.in, used);
 	buf_wipe(&s->ws.out, s->request_len); /* it held the token */
 	s->state = ST_OPEN;
+	s->env->stats->state = "open";
+	s->env->stats->connected_since = (int64_t)time(NULL);
 	s->open_ms = now;
 	s->last_rx_ms = now;
 	s->deadline_ms = 0;
@@ -426,6 +442,10 @@ static void loop(struct session *s)
 		struct timespec ts;
 		int r;
 
+		if (*env->report) {
+			*env->report = 0;
+			status_log(env, &s->conns);
+		}
 		if (*env->stop && s->state != ST_CLOSING) {
 			begin_close(s, 1001, "agent shutting down", now, TC_CLOSE_WAIT_MS / 2);
 		}
@@ -441,6 +461,7 @@ static void loop(struct session *s)
 		size_t queued = ws_queued(&s->ws);
 		size_t live = conn_count(&s->conns);
 		conn_timers(&s->conns, now, &next);
+		status_timers(&s->status, now, &next);
 		session_timers(s, now, &next);
 		conn_reap(&s->conns);
 		if (s->state == ST_ENDED) {
@@ -472,7 +493,8 @@ static void loop(struct session *s)
 		short rev = s->ps.pfd[0].revents;
 		if (r > 0) {
 			transport_ready(&s->tr, rev);
-			conn_poll_done(&s->conns, (size_t)r - (rev != 0), now);
+			size_t seen = (rev != 0) + status_poll_done(&s->status, now);
+			conn_poll_done(&s->conns, (size_t)r - seen, now);
 		}
 		if ((rev & (POLLERR | POLLHUP)) && !(rev & POLLIN)) {
 			int err = net_connect_result(s->tr.fd);
@@ -500,7 +522,13 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	}
 	net_tune_runner(fd, (unsigned)(env->cfg->ping_interval_ms + env->cfg->ping_timeout_ms));
 
+	env->stats->dials++;
+	env->stats->state = "connecting";
 	lim.allow = &env->cfg->allow;
+	lim.stats = env->stats;
+	lim.status_port = (uint16_t)env->cfg->status_port;
+	lim.status_open = status_open;
+	lim.status_ctx = &s.status;
 	lim.max_conns = env->cfg->max_conns;
 	lim.max_udp = env->cfg->max_udp;
 	lim.connect_timeout_ms = env->cfg->connect_timeout_ms;
@@ -513,6 +541,7 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	pollset_init(&s.ps);
 	struct tls_io *tls = env->tls != NULL ? tls_client_new(env->tls, fd) : NULL;
 	if ((env->tls != NULL && tls == NULL) || pollset_add(&s.ps, fd, 0, NULL) != 0 ||
+	    status_init(&s.status, env, &s.conns, &s.ps) != 0 ||
 	    ws_init_client(&s.ws, env->cfg->max_message, &dispatch_rx, &s.dispatch) != 0) {
 		log_error("out of memory starting a session");
 		tls_io_free(tls);
@@ -538,6 +567,8 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 	conn_table_free(&s.conns);
 	dispatch_free(&s.dispatch);
 out:
+	status_free(&s.status);
+	env->stats->connected_since = 0;
 	if (s.ws.ctx != NULL) {
 		ws_free(&s.ws);
 	}

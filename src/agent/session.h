@@ -14,6 +14,7 @@ struct config;
 struct url;
 struct tls_config;
 struct proxy;
+struct stats;
 
 enum session_result {
 	SESSION_FAILED,  /* never reached the open tunnel */
@@ -29,7 +30,9 @@ struct session_env {
 	const char *shown_url;        /* the runner URL without user info */
 	const struct tls_config *tls; /* NULL for ws:// */
 	const struct proxy *proxy;    /* NULL: direct */
+	struct stats *stats;          /* counted into; the status port reads it */
 	volatile sig_atomic_t *stop;
+	volatile sig_atomic_t *report; /* SIGUSR1: log the status */
 	const sigset_t *waitmask;
 };
 

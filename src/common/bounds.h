@@ -47,6 +47,18 @@
 #define TC_CONNS_AUTO_MAX 65536
 /* A session that stayed up this long resets the backoff. */
 #define TC_STABLE_MS 30000
+/* The status port (--status-port): exchanges at once (more get ERROR),
+ * request head and answer bytes, time to send the request and to take the
+ * answer, time to drain the client after it, live connections listed. */
+#define TC_STATUS_CONNS 4
+#define TC_STATUS_REQUEST_MAX 4096
+#define TC_STATUS_RESPONSE_MAX (1u << 20)
+#define TC_STATUS_TIMEOUT_MS 5000
+#define TC_STATUS_LINGER_MS 1000
+#define TC_STATUS_LIST_MAX 256
+/* --log-ring: the default, and at most. */
+#define TC_LOG_RING_DEFAULT 16384
+#define TC_LOG_RING_MAX (1u << 20)
 
 /* ---- tunnel-server ---- */
 

@@ -78,3 +78,18 @@ void idmap_del(struct idmap *m, struct idmap_node *node)
 		}
 	}
 }
+
+void idmap_walk(const struct idmap *m, int (*fn)(void *ctx, const struct idmap_node *n),
+		void *ctx)
+{
+	if (m->buckets == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < ((size_t)1 << m->bits); i++) {
+		for (const struct idmap_node *n = m->buckets[i]; n != NULL; n = n->next) {
+			if (fn(ctx, n) != 0) {
+				return;
+			}
+		}
+	}
+}

@@ -27,5 +27,9 @@ struct idmap_node *idmap_find(const struct idmap *m, uint32_t id);
 int idmap_add(struct idmap *m, struct idmap_node *node);
 /* Remove node (it must be in m). */
 void idmap_del(struct idmap *m, struct idmap_node *node);
+/* Call fn for each node, in no order, until it returns non-zero. fn must
+ * not add or remove nodes. */
+void idmap_walk(const struct idmap *m, int (*fn)(void *ctx, const struct idmap_node *n),
+		void *ctx);
 
 #endif

@@ -19,6 +19,11 @@ int log_enabled(enum log_level level);
 const char *log_safe(char *buf, size_t cap, const char *s);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Keep the most recent lines printed (bytes of them, 0: none) in memory
+ * as well, for the agent's /logs. 0, or -1 out of memory. */
+int log_ring_init(size_t bytes);
+/* The lines kept, oldest first and whole, in at most two pieces. */
+void log_ring_read(void (*piece)(void *ctx, const char *p, size_t n), void *ctx);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -125,3 +125,67 @@ long proc_open_fds(void)
 	return n > 0 ? n - 1 : 0;
 }
 
+/* The number after "name:" in /proc/meminfo text, or -1 if none. */
+static int meminfo_field(char *text, const char *name, uint64_t *v)
+{
+	char *p = strstr(text, name);
+	char *end;
+
+	if (p == NULL) {
+		return -1;
+	}
+	p += strlen(name);
+	while (*p == ' ') {
+		p++;
+	}
+	end = strchr(p, ' ');
+	if (end == NULL) {
+		return -1;
+	}
+	*end = '\0'; /* the copy is ours: cut the unit off */
+	int r = num_parse_u64(p, 0, UINT64_MAX, v);
+	*end = ' ';
+	return r;
+}
+
+int proc_meminfo(uint64_t *total_kb, uint64_t *available_kb)
+{
+	char buf[2048];
+
+	if (proc_read("/proc/meminfo", buf, sizeof(buf)) <= 0) {
+		return -1;
+	}
+	return meminfo_field(buf, "MemTotal:", total_kb) == 0 &&
+			       meminfo_field(buf, "MemAvailable:", available_kb) == 0
+		       ? 0
+		       : -1;
+}
+
+int proc_loadavg(uint64_t load[3])
+{
+	char buf[128];
+	char *p = buf;
+
+	if (proc_read("/proc/loadavg", buf, sizeof(buf)) <= 0) {
+		return -1;
+	}
+	for (int i = 0; i < 3; i++) {
+		uint64_t whole = 0;
+		unsigned frac = 0;
+		int digits = 0;
+		for (; *p >= '0' && *p <= '9'; p++, digits++) {
+			whole = whole * 10 + (uint64_t)(*p - '0');
+		}
+		if (digits == 0 || digits > 9 || p[0] != '.' || p[1] < '0' || p[1] > '9' ||
+		    p[2] < '0' || p[2] > '9') {
+			return -1;
+		}
+		frac = (unsigned)(p[1] - '0') * 10 + (unsigned)(p[2] - '0');
+		load[i] = whole * 100 + frac;
+		p += 3;
+		while (*p == ' ') {
+			p++;
+		}
+	}
+	return 0;
+}

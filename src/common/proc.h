@@ -33,5 +33,10 @@ uint64_t proc_start_ms(void);
 /* Open descriptors: the entries of /proc/self/fd but the one reading it;
  * -1 if unknown. */
 long proc_open_fds(void);
+/* The machine: /proc/meminfo's MemTotal and MemAvailable (KiB); 0, or -1
+ * if either is missing. */
+int proc_meminfo(uint64_t *total_kb, uint64_t *available_kb);
+/* /proc/loadavg's three averages in hundredths; 0, or -1. */
+int proc_loadavg(uint64_t load[3]);
 
 #endif

@@ -2,14 +2,12 @@
 
 #include <stddef.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "agent.h"
 #include "expose.h"
 #include "fmt.h"
+#include "metrics.h"
 #include "net.h"
-#include "proc.h"
 #include "registry.h"
 #include "server.h"
 #include "text.h"
@@ -127,99 +125,47 @@ void report_status(struct server *s, struct text *t)
 
 /* ---- /metrics ---- */
 
-static void metric(struct text *t, const char *name, const char *type, const char *help)
-{
-	text_fmt(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* name{label="value"} v */
-static void sample1(struct text *t, const char *name, const char *label, const char *value,
-		    uint64_t v)
-{
-	text_fmt(t, "%s{%s=\"", name, label);
-	text_esc(t, value, HTTP_ESC_LABEL);
-	text_fmt(t, "\"} %llu\n", (unsigned long long)v);
-}
-
-static void sample(struct text *t, const char *name, uint64_t v)
-{
-	text_fmt(t, "%s %llu\n", name, (unsigned long long)v);
-}
-
-/* A value in milliseconds as seconds with three decimals. */
-static void sample_ms(struct text *t, const char *name, uint64_t ms)
-{
-	text_fmt(t, "%s %llu.%03u\n", name, (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
-}
-
 void report_metrics(struct server *s, struct text *t)
 {
 	static const char *const pub = "tunnel_server_public_connections";
-	struct proc_stat ps;
-	struct rlimit rl;
-	long fds = proc_open_fds();
 
-	metric(t, "tunnel_server_agents", "gauge", "Agents with an open tunnel.");
-	sample(t, "tunnel_server_agents", agents_up(s));
-	metric(t, "tunnel_server_agent_connections", "gauge",
+	metrics_head(t, "tunnel_server_agents", "gauge", "Agents with an open tunnel.");
+	metrics_sample(t, "tunnel_server_agents", agents_up(s));
+	metrics_head(t, "tunnel_server_agent_connections", "gauge",
 	       "Agent connections, those still in TLS or the upgrade included.");
-	sample(t, "tunnel_server_agent_connections", s->n_agents);
-	metric(t, "tunnel_server_agents_accepted_total", "counter", "Agent upgrades completed.");
-	sample(t, "tunnel_server_agents_accepted_total", s->n.agents_accepted);
-	metric(t, "tunnel_server_agents_refused_total", "counter",
+	metrics_sample(t, "tunnel_server_agent_connections", s->n_agents);
+	metrics_head(t, "tunnel_server_agents_accepted_total", "counter", "Agent upgrades completed.");
+	metrics_sample(t, "tunnel_server_agents_accepted_total", s->n.agents_accepted);
+	metrics_head(t, "tunnel_server_agents_refused_total", "counter",
 	       "Agent connections refused (bad request, token, limits).");
-	sample(t, "tunnel_server_agents_refused_total", s->n.agents_refused);
-	metric(t, "tunnel_server_agents_replaced_total", "counter",
+	metrics_sample(t, "tunnel_server_agents_refused_total", s->n.agents_refused);
+	metrics_head(t, "tunnel_server_agents_replaced_total", "counter",
 	       "Agent sessions ended by a newer one for their id.");
-	sample(t, "tunnel_server_agents_replaced_total", s->n.agents_replaced);
-	metric(t, pub, "gauge", "Open public TCP connections and UDP flows of an expose.");
+	metrics_sample(t, "tunnel_server_agents_replaced_total", s->n.agents_replaced);
+	metrics_head(t, pub, "gauge", "Open public TCP connections and UDP flows of an expose.");
 	for (struct list *l = s->exposes.next; l != &s->exposes; l = l->next) {
 		struct expose_info ei;
 		expose_info(expose_of_link(l), &ei);
-		sample1(t, pub, "expose", ei.name, ei.connections);
+		metrics_sample1(t, pub, "expose", ei.name, ei.connections);
 	}
-	metric(t, "tunnel_server_public_accepted_total", "counter",
+	metrics_head(t, "tunnel_server_public_accepted_total", "counter",
 	       "Public TCP connections and UDP flows accepted.");
-	sample(t, "tunnel_server_public_accepted_total", s->n.public_accepted);
-	metric(t, "tunnel_server_public_refused_total", "counter",
+	metrics_sample(t, "tunnel_server_public_accepted_total", s->n.public_accepted);
+	metrics_head(t, "tunnel_server_public_refused_total", "counter",
 	       "Public connections refused (no agent, agent error, limits).");
-	sample(t, "tunnel_server_public_refused_total", s->n.public_refused);
-	metric(t, "tunnel_server_bytes_total", "counter", "Payload bytes carried through tunnels.");
-	sample1(t, "tunnel_server_bytes_total", "direction", "to_agents", s->n.bytes_to_agents);
-	sample1(t, "tunnel_server_bytes_total", "direction", "from_agents", s->n.bytes_from_agents);
-	metric(t, "tunnel_server_agent_up", "gauge", "1 for each agent id with an open tunnel.");
+	metrics_sample(t, "tunnel_server_public_refused_total", s->n.public_refused);
+	metrics_head(t, "tunnel_server_bytes_total", "counter", "Payload bytes carried through tunnels.");
+	metrics_sample1(t, "tunnel_server_bytes_total", "direction", "to_agents", s->n.bytes_to_agents);
+	metrics_sample1(t, "tunnel_server_bytes_total", "direction", "from_agents", s->n.bytes_from_agents);
+	metrics_head(t, "tunnel_server_agent_up", "gauge", "1 for each agent id with an open tunnel.");
 	for (struct list *l = s->agents.next; l != &s->agents; l = l->next) {
 		struct agent *a = agent_of_link(l);
 		if (agent_up(s, a)) {
-			sample1(t, "tunnel_server_agent_up", "agent", agent_id(a), 1);
+			metrics_sample1(t, "tunnel_server_agent_up", "agent", agent_id(a), 1);
 		}
 	}
-	metric(t, "tunnel_server_build_info", "gauge", "The running build; always 1.");
-	text_str(t, "tunnel_server_build_info{version=\"");
-	text_esc(t, TC_VERSION, HTTP_ESC_LABEL);
-	text_str(t, "\",target=\"");
-	text_esc(t, TC_TARGET, HTTP_ESC_LABEL);
-	text_str(t, "\"} 1\n");
-	if (proc_stat(&ps) == 0) {
-		metric(t, "process_cpu_seconds_total", "counter",
-		       "Total user and system CPU time spent in seconds.");
-		sample_ms(t, "process_cpu_seconds_total", ps.cpu_ticks * 1000 / PROC_HZ);
-		metric(t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-		sample(t, "process_resident_memory_bytes", ps.rss_pages * (uint64_t)getpagesize());
-		metric(t, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-		sample(t, "process_virtual_memory_bytes", ps.vsize);
-	}
-	if (fds >= 0) {
-		metric(t, "process_open_fds", "gauge", "Number of open file descriptors.");
-		sample(t, "process_open_fds", (uint64_t)fds);
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		metric(t, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-		sample(t, "process_max_fds", (uint64_t)rl.rlim_cur);
-	}
-	metric(t, "process_start_time_seconds", "gauge",
-	       "Start time of the process since unix epoch in seconds.");
-	sample_ms(t, "process_start_time_seconds", s->start_unix_ms);
+	metrics_build_info(t, "tunnel_server");
+	metrics_process(t, s->start_unix_ms);
 }
 
 /* ---- the page ---- */
