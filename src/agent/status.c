@@ -99,7 +99,7 @@ static void system_json(struct text *t)
 	int have_vfs = statvfs("/", &vfs) == 0;
 
 	text_str(t, ",\"system\":{\"rss_kb\":");
-	if (have_ps) {
+	if (have_ps && ps.rss_pages > 0) { /* 0: emulated (qemu-user fakes the file) */
 		text_fmt(t, "%llu", (unsigned long long)(ps.rss_pages * (uint64_t)getpagesize() / 1024));
 	} else {
 		text_str(t, "null");

@@ -93,7 +93,10 @@ def test_status_json_has_the_documented_keys(status_agent, services):
     sysinfo = st["system"]
     for k in ("rss_kb", "mem_total_kb", "mem_available_kb", "disk_free_kb"):
         assert sysinfo[k] is None or isinstance(sysinfo[k], int), k
-    assert sysinfo["rss_kb"] > 0 and sysinfo["mem_total_kb"] > 0
+    # qemu-user fakes /proc/self/stat: RSS unknown there, never 0
+    assert sysinfo["rss_kb"] is None or sysinfo["rss_kb"] > 0
+    assert sysinfo["rss_kb"] is not None or "qemu" in " ".join(agent_mod.RUN_PREFIX)
+    assert sysinfo["mem_total_kb"] > 0
     assert len(sysinfo["load"]) == 3 and all(isinstance(x, (int, float)) for x in sysinfo["load"])
     assert isinstance(sysinfo["cpu_user_s"], (int, float))
     assert isinstance(sysinfo["cpu_system_s"], (int, float))
