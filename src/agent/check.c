@@ -39,15 +39,10 @@ static int wait_io(const struct session_env *env, struct transport *t, int want_
 		   uint64_t deadline)
 {
 	struct pollfd p = {t->fd, transport_events(t, want_write), 0};
-	uint64_t now = net_now_ms();
-	struct timespec ts;
-
-	if (*env->stop || now >= deadline) {
+	if (*env->stop || net_now_ms() >= deadline) {
 		return 0;
 	}
-	ts.tv_sec = (time_t)((deadline - now) / 1000);
-	ts.tv_nsec = (long)((deadline - now) % 1000) * 1000000L;
-	if (net_ppoll(&p, 1, &ts, env->waitmask) > 0) {
+	if (net_ppoll(&p, 1, deadline, env->waitmask) > 0) {
 		transport_ready(t, p.revents);
 	}
 	return 1;

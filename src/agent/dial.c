@@ -20,17 +20,13 @@ static int wait_fd(const struct dial_env *env, int fd, short events, uint64_t de
 {
 	for (;;) {
 		struct pollfd p = {fd, events, 0};
-		uint64_t now = net_now_ms();
-		struct timespec ts;
 		int r;
 
-		if (*env->stop || now >= deadline) {
+		if (*env->stop || net_now_ms() >= deadline) {
 			errno = *env->stop ? EINTR : ETIMEDOUT;
 			return 0;
 		}
-		ts.tv_sec = (time_t)((deadline - now) / 1000);
-		ts.tv_nsec = (long)((deadline - now) % 1000) * 1000000L;
-		r = net_ppoll(&p, 1, &ts, env->waitmask);
+		r = net_ppoll(&p, 1, deadline, env->waitmask);
 		if (r < 0 && errno != EINTR) {
 			return -1;
 		}

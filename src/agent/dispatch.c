@@ -69,15 +69,7 @@ static void rx_data(void *user, const uint8_t *p, size_t n)
 	struct dispatch *d = user;
 
 	d->len += n;
-	if (d->hdr_len < TUNNEL_HDR_LEN) {
-		size_t k = TUNNEL_HDR_LEN - d->hdr_len < n ? TUNNEL_HDR_LEN - d->hdr_len : n;
-		memcpy(d->hdr + d->hdr_len, p, k);
-		d->hdr_len += k;
-		p += k;
-		n -= k;
-		if (d->hdr_len < TUNNEL_HDR_LEN) {
-			return;
-		}
+	if (tunnel_take_header(d->hdr, &d->hdr_len, &p, &n)) {
 		d->err = tunnel_parse(d->hdr, TUNNEL_HDR_LEN, &d->m);
 		on_header(d);
 	}

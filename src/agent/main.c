@@ -16,6 +16,7 @@
 #include "proxy.h"
 #include "rand.h"
 #include "session.h"
+#include "signals.h"
 #include "stats.h"
 #include "status.h"
 #include "tls_client.h"
@@ -27,49 +28,14 @@ static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t dial_flag;
 static volatile sig_atomic_t report_flag;
 
-static void on_stop(int sig)
-{
-	stop_flag = sig;
-}
-
-static void on_dial(int sig)
-{
-	dial_flag = sig;
-}
-
-static void on_report(int sig)
-{
-	report_flag = sig;
-}
-
-/* Block the stop signals except while waiting in ppoll (waitmask), so a
- * signal can never slip in between a check and a wait. */
+/* SIGTERM/SIGINT stop, SIGHUP dials now, SIGUSR1 logs the status. */
 static void setup_signals(sigset_t *waitmask)
 {
-	struct sigaction sa;
-	sigset_t block;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = on_stop;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_dial;
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = on_report;
-	sigaction(SIGUSR1, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &block, waitmask);
-	sigdelset(waitmask, SIGTERM);
-	sigdelset(waitmask, SIGINT);
-	sigdelset(waitmask, SIGHUP);
-	sigdelset(waitmask, SIGUSR1);
+	signals_init(waitmask);
+	signals_catch(SIGTERM, &stop_flag, waitmask);
+	signals_catch(SIGINT, &stop_flag, waitmask);
+	signals_catch(SIGHUP, &dial_flag, waitmask);
+	signals_catch(SIGUSR1, &report_flag, waitmask);
 }
 
 /* Wait ms milliseconds, or until a stop signal or SIGHUP (dial now). */
@@ -88,14 +54,10 @@ static void wait_ms(uint64_t ms, const struct session_env *env)
 			report_flag = 0;
 			status_log(env, NULL);
 		}
-		uint64_t now = net_now_ms();
-		struct timespec ts;
-		if (now >= until) {
+		if (net_now_ms() >= until) {
 			return;
 		}
-		ts.tv_sec = (time_t)((until - now) / 1000);
-		ts.tv_nsec = (long)((until - now) % 1000) * 1000000L;
-		ppoll(NULL, 0, &ts, env->waitmask);
+		net_ppoll(NULL, 0, until, env->waitmask);
 	}
 }
 

@@ -380,15 +380,10 @@ static int query(const struct resolv_conf *c, const char *name, uint16_t port,
 		}
 		while (!(answered[0] && answered[1]) && !*stop) {
 			struct pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
-			uint64_t now = net_now_ms();
-			struct timespec ts;
-
-			if (now >= deadline) {
+			if (net_now_ms() >= deadline) {
 				break;
 			}
-			ts.tv_sec = (time_t)((deadline - now) / 1000);
-			ts.tv_nsec = (long)((deadline - now) % 1000) * 1000000L;
-			if (net_ppoll(p, 2, &ts, waitmask) <= 0) {
+			if (net_ppoll(p, 2, deadline, waitmask) <= 0) {
 				continue;
 			}
 			for (int f = 0; f < 2; f++) {

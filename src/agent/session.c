@@ -439,7 +439,6 @@ static void loop(struct session *s)
 	while (s->state != ST_ENDED) {
 		uint64_t now = net_now_ms();
 		uint64_t next = now + 60000;
-		struct timespec ts;
 		int r;
 
 		if (*env->report) {
@@ -480,11 +479,7 @@ static void loop(struct session *s)
 		}
 		pollset_set(&s->ps, 0, ev);
 		s->ps.pfd[0].revents = 0;
-		now = net_now_ms();
-		next = next > now ? next - now : 0;
-		ts.tv_sec = (time_t)(next / 1000);
-		ts.tv_nsec = (long)(next % 1000) * 1000000L;
-		r = net_ppoll(s->ps.pfd, s->ps.n, &ts, env->waitmask);
+		r = net_ppoll(s->ps.pfd, s->ps.n, next, env->waitmask);
 		if (r < 0 && errno != EINTR) {
 			end(s, LOG_ERROR, "ended", strerror(errno));
 			break;

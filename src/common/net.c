@@ -252,9 +252,12 @@ uint64_t net_raise_nofile(void)
 	return rl.cur; /* RLIM64_INFINITY is all ones: as good as unlimited */
 }
 
-int net_ppoll(struct pollfd *pfd, nfds_t n, const struct timespec *ts, const sigset_t *waitmask)
+int net_ppoll(struct pollfd *pfd, nfds_t n, uint64_t deadline_ms, const sigset_t *waitmask)
 {
-	int r = ppoll(pfd, n, ts, waitmask);
+	uint64_t now = net_now_ms();
+	uint64_t wait = deadline_ms > now ? deadline_ms - now : 0;
+	struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+	int r = ppoll(pfd, n, &ts, waitmask);
 	sigset_t pending;
 
 	if (r > 0 && waitmask != NULL && sigpending(&pending) == 0 && !sigisemptyset(&pending)) {

@@ -33,10 +33,12 @@ int net_is_loopback(const struct sockaddr *sa);
 /* A non-blocking socket of type bound to sa (listening, for SOCK_STREAM).
  * Returns the fd or -1 with errno. */
 int net_listen(const struct sockaddr *sa, socklen_t len, int type);
-/* ppoll that also lets in a signal that came while descriptors were ready:
- * when ppoll returns them at once, the kernel restores the blocked mask
- * without delivering a pending signal, so a busy loop would never see it. */
-int net_ppoll(struct pollfd *pfd, nfds_t n, const struct timespec *ts, const sigset_t *waitmask);
+/* ppoll until deadline_ms (net_now_ms() time; at once if past), with the
+ * signals of waitmask let in. It also lets in a signal that came while
+ * descriptors were ready: when ppoll returns them at once, the kernel
+ * restores the blocked mask without delivering a pending signal, so a busy
+ * loop would never see it. */
+int net_ppoll(struct pollfd *pfd, nfds_t n, uint64_t deadline_ms, const sigset_t *waitmask);
 /* Raise the soft open-file limit to the hard one (every connection is a
  * descriptor); returns the soft limit in force. */
 uint64_t net_raise_nofile(void);

@@ -1,5 +1,7 @@
 #include "tunnel.h"
 
+#include <string.h>
+
 enum tunnel_err tunnel_parse(const uint8_t *p, size_t len, struct tunnel_msg *m)
 {
 	if (len < TUNNEL_HDR_LEN) {
@@ -53,4 +55,21 @@ const char *tunnel_type_name(uint8_t type)
 	static const char *const names[] = {"?", "CONNECT", "CONNECTED", "DATA",
 					    "CLOSE", "ERROR", "PING", "PONG"};
 	return type <= TUNNEL_PONG ? names[type] : "?";
+}
+
+int tunnel_take_header(uint8_t hdr[TUNNEL_HDR_LEN], size_t *have, const uint8_t **p, size_t *n)
+{
+	size_t k = TUNNEL_HDR_LEN - *have;
+
+	if (k == 0) {
+		return 0;
+	}
+	if (k > *n) {
+		k = *n;
+	}
+	memcpy(hdr + *have, *p, k);
+	*have += k;
+	*p += k;
+	*n -= k;
+	return *have == TUNNEL_HDR_LEN;
 }

@@ -37,6 +37,10 @@ struct tunnel_msg {
 
 /* Parse one whole message. Header fields are filled whenever 8 bytes are
  * there, even when the type or proto is rejected (for the log line). */
+/* A header as a message streams in: move bytes from *p (*n of them) into
+ * hdr (*have so far) up to TUNNEL_HDR_LEN, advancing *p and *n. 1 when
+ * this call completed it, else 0. */
+int tunnel_take_header(uint8_t hdr[TUNNEL_HDR_LEN], size_t *have, const uint8_t **p, size_t *n);
 enum tunnel_err tunnel_parse(const uint8_t *p, size_t len, struct tunnel_msg *m);
 /* Write the 8-byte header into out. */
 void tunnel_header(uint8_t out[TUNNEL_HDR_LEN], uint8_t type, uint8_t proto,

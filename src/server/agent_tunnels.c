@@ -46,15 +46,7 @@ static void rx_data(void *user, const uint8_t *p, size_t n)
 	struct agent *a = user;
 
 	a->msg_len += n;
-	if (a->hdr_len < TUNNEL_HDR_LEN) {
-		size_t k = TUNNEL_HDR_LEN - a->hdr_len < n ? TUNNEL_HDR_LEN - a->hdr_len : n;
-		memcpy(a->hdr + a->hdr_len, p, k);
-		a->hdr_len += k;
-		p += k;
-		n -= k;
-		if (a->hdr_len < TUNNEL_HDR_LEN) {
-			return;
-		}
+	if (tunnel_take_header(a->hdr, &a->hdr_len, &p, &n)) {
 		on_header(a);
 	}
 	if (n == 0 || a->err != TUNNEL_OK) {

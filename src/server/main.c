@@ -7,45 +7,19 @@
 #include "log.h"
 #include "net.h"
 #include "server.h"
+#include "signals.h"
 
 /* The only process-wide state: set by signals. */
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t reload_flag;
 
-static void on_stop(int sig)
-{
-	stop_flag = sig;
-}
-
-static void on_reload(int sig)
-{
-	reload_flag = sig;
-}
-
-/* Block the signals except while waiting in ppoll (waitmask), so one can
- * never slip in between a check and a wait. */
+/* SIGTERM/SIGINT stop, SIGHUP reloads. */
 static void setup_signals(sigset_t *waitmask)
 {
-	struct sigaction sa;
-	sigset_t block;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_reload;
-	sigaction(SIGHUP, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_BLOCK, &block, waitmask);
-	sigdelset(waitmask, SIGTERM);
-	sigdelset(waitmask, SIGINT);
-	sigdelset(waitmask, SIGHUP);
+	signals_init(waitmask);
+	signals_catch(SIGTERM, &stop_flag, waitmask);
+	signals_catch(SIGINT, &stop_flag, waitmask);
+	signals_catch(SIGHUP, &reload_flag, waitmask);
 }
 
 int main(int argc, char **argv)

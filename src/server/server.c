@@ -303,7 +303,6 @@ int server_run(struct server *s, int argc, char **argv)
 	for (;;) {
 		uint64_t now = net_now_ms();
 		uint64_t next = now + TS_TIMER_TICK_MS;
-		struct timespec ts;
 		int r;
 
 		if (*s->reload) {
@@ -336,11 +335,7 @@ int server_run(struct server *s, int argc, char **argv)
 		if (stop_deadline != 0 && stop_deadline < next) {
 			next = stop_deadline;
 		}
-		now = net_now_ms();
-		next = next > now ? next - now : 0;
-		ts.tv_sec = (time_t)(next / 1000);
-		ts.tv_nsec = (long)(next % 1000) * 1000000L;
-		r = net_ppoll(s->ps.pfd, s->ps.n, &ts, s->waitmask);
+		r = net_ppoll(s->ps.pfd, s->ps.n, next, s->waitmask);
 		if (r < 0 && errno != EINTR) {
 			log_error("poll failed: %s", strerror(errno));
 			return 1;

@@ -47,3 +47,18 @@ TEST(tunnel_every_type_parses)
 		CHECK(tunnel_type_name(t)[0] != '?');
 	}
 }
+
+TEST(tunnel_header_collected_in_pieces)
+{
+	static const uint8_t msg[] = {3, 0, 0, 0, 0, 9, 0, 0, 'x', 'y'};
+	uint8_t hdr[TUNNEL_HDR_LEN];
+	size_t have = 0;
+	const uint8_t *p = msg;
+	size_t n = 3;
+
+	CHECK(tunnel_take_header(hdr, &have, &p, &n) == 0 && have == 3 && n == 0 && p == msg + 3);
+	n = sizeof(msg) - 3;
+	CHECK(tunnel_take_header(hdr, &have, &p, &n) == 1 && have == 8 && n == 2 && p == msg + 8);
+	CHECK(memcmp(hdr, msg, TUNNEL_HDR_LEN) == 0);
+	CHECK(tunnel_take_header(hdr, &have, &p, &n) == 0 && n == 2); /* whole: takes nothing */
+}
