@@ -42,7 +42,9 @@ static size_t response(uint8_t *p, uint16_t qtype, uint8_t rcode, const uint8_t 
 	p[n++] = (uint8_t)qtype;
 	p[n++] = 0;
 	p[n++] = 1;
-	memcpy(p + n, answers, alen);
+	if (alen > 0) {
+		memcpy(p + n, answers, alen);
+	}
 	return n + alen;
 }
 
