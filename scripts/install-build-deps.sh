@@ -27,6 +27,10 @@ command -v apt-get >/dev/null || { echo "install-build-deps: needs apt-get (Debi
 pkgs=(gcc make binutils musl-tools musl-dev file xz-utils curl ca-certificates
 	python3 python3-pytest python3-websockets openssl chromium valgrind shellcheck
 	clang libclang-rt-14-dev)  # libFuzzer + sanitizers for ./build.sh fuzz
+# ./build.sh package and its checks (tests/integration/test_packages.py):
+# lintian and systemd-analyze for the .deb files (dpkg-deb is in dpkg),
+# skopeo, umoci and podman with runc for the OCI archives.
+pkgs+=(lintian systemd skopeo umoci podman runc)
 
 cross_arches=()
 if [ "$want_cross" = yes ]; then
