@@ -4,13 +4,7 @@
  * context that embeds the engine, calls tls_io_setup() for the common
  * profile, and hands the struct tls_io to the transport.
  *
- * Profile (configured by hand so only these parts of BearSSL are linked):
- * TLS 1.2 with ECDHE_ECDSA and ECDHE_RSA, AES-128/256-GCM and
- * ChaCha20-Poly1305 (tls_io_setup() orders them for the CPU), curves
- * X25519, P-256, P-384 (and P-521, which comes with the generic prime-curve
- * code), SHA-256/384 for the PRF and signatures, RSA and ECDSA with the i31
- * big-integer code. BearSSL 0.6 has no TLS 1.3, and these AEAD suites
- * exist only in TLS 1.2, so 1.0/1.1 are not offered.
+ * The profile (what is offered) is tls_profile.c's.
  *
  * Calls behave like read/write on a non-blocking socket: n > 0 bytes, 0 on
  * a clean close (read), -1 with errno = EAGAIN when the engine cannot move
@@ -26,19 +20,7 @@
 #include <bearssl.h>
 
 #include "buf.h"
-
-/* One big-integer family (i31) for RSA, ECDSA and the prime curves, so its
- * code is linked once; pem.c uses the same family. */
-extern const br_ec_impl tls_io_ec;
-#define TLS_EC (&tls_io_ec)
-#define TLS_RSA_VRFY br_rsa_i31_pkcs1_vrfy
-#define TLS_RSA_SIGN br_rsa_i31_pkcs1_sign
-#define TLS_ECDSA_VRFY br_ecdsa_i31_vrfy_asn1
-#define TLS_ECDSA_SIGN br_ecdsa_i31_sign_asn1
-
-/* Our own X.509 error for a key that matches no pin; outside BearSSL's
- * ranges (X.509 32..63, alerts 256..767). */
-#define TLS_ERR_PIN 1000
+#include "tls_profile.h"
 
 #define TLS_ERRMSG_MAX 192
 
