@@ -564,9 +564,7 @@ enum session_result session_run(const struct session_env *env, unsigned long *up
 out:
 	status_free(&s.status);
 	env->stats->connected_since = 0;
-	if (s.ws.ctx != NULL) {
-		ws_free(&s.ws);
-	}
+	ws_free(&s.ws); /* zeroed above: safe before ws_init_client too */
 	transport_close(&s.tr);
 	pollset_free(&s.ps);
 	return result;

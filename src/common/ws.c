@@ -14,7 +14,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	size_t have;
 	const uint8_t *p = buf_data(&w->in, &have);
 
-	if (w->server && have > w->wslay_left) {
+	if (have > w->wslay_left) {
 		have = (size_t)w->wslay_left; /* one frame at a time */
 	}
 	if (w->paused || have == 0) {
@@ -26,9 +26,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	}
 	memcpy(buf, p, len);
 	buf_consume(&w->in, len);
-	if (w->server) {
-		w->wslay_left -= len;
-	}
+	w->wslay_left -= len;
 	return (ssize_t)len;
 }
 
@@ -108,10 +106,10 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	}
 }
 
-/* wslay's context (8.5 KiB with its frame buffers). The client makes it
- * at once; the server only when a frame needs wslay (a close, fragments,
- * anything odd, a message queued behind a full `out`), so an agent that
- * only pings costs no context. 0, or -1 out of memory. */
+/* wslay's context (8.5 KiB with its frame buffers), made only when a frame
+ * needs wslay (a close, fragments, anything odd, a message queued behind a
+ * full `out`): a session that only moves data and pings costs none, and
+ * answers pings without an allocation. 0, or -1 out of memory. */
 static int make_ctx(struct ws *w)
 {
 	static const struct wslay_event_callbacks cbs = {
@@ -149,7 +147,7 @@ static void init(struct ws *w, int server, uint64_t max_message, const struct ws
 int ws_init_client(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user)
 {
 	init(w, 0, max_message, rx, user);
-	return make_ctx(w);
+	return 0;
 }
 
 int ws_init_server(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user)
@@ -183,8 +181,8 @@ void ws_free(struct ws *w)
 
 static int send_msg(struct ws *w, uint8_t op, const uint8_t *p, size_t len);
 
-/* A ping or pong, whole in `in` (server side): a ping is answered here,
- * a pong only proves liveness (the bytes did). */
+/* A ping or pong, whole in `in`: a ping is answered here, a pong only
+ * proves liveness (the bytes did). */
 static void control(struct ws *w, int op, size_t h, size_t len)
 {
 	uint8_t payload[125];
@@ -192,14 +190,16 @@ static void control(struct ws *w, int op, size_t h, size_t len)
 	const uint8_t *p = buf_data(&w->in, &have);
 
 	memcpy(payload, p + h, len);
-	ws_mask(payload, len, p + h - 4);
+	if (w->server) {
+		ws_mask(payload, len, p + h - 4);
+	}
 	buf_consume(&w->in, h + len);
 	if (op == WSLAY_PING) {
 		(void)send_msg(w, WSLAY_PONG, payload, len); /* fails only once closing */
 	}
 }
 
-/* At a frame boundary (server side): parse the next frame's header. A
+/* At a frame boundary: parse the next frame's header. A
  * single-frame binary message becomes the fast frame, a ping or pong is
  * handled here; any other frame is left for wslay (wslay_left = its
  * length). 0 if the frame's header (a control frame: the frame) is not all
@@ -244,14 +244,16 @@ static int next_frame(struct ws *w)
 	if (have < h) {
 		return 0;
 	}
-	if ((op == WSLAY_PING || op == WSLAY_PONG) && fin && rsv == 0 && masked && len <= 125) {
+	/* Frames to the server are masked, frames to the client are not. */
+	int well_masked = masked == w->server;
+	if ((op == WSLAY_PING || op == WSLAY_PONG) && fin && rsv == 0 && well_masked && len <= 125) {
 		if (have < h + len) {
 			return 0;
 		}
 		control(w, op, h, (size_t)len);
 		return 1;
 	}
-	if (!fin || rsv != 0 || op != WSLAY_BINARY_FRAME || !masked || !minimal ||
+	if (!fin || rsv != 0 || op != WSLAY_BINARY_FRAME || !well_masked || !minimal ||
 	    w->fragmented || len > w->max_message) {
 		if (make_ctx(w) != 0) {
 			return -1;
@@ -263,7 +265,9 @@ static int next_frame(struct ws *w)
 		w->wslay_left = len >> 62 != 0 ? UINT64_MAX : h + len;
 		return 1;
 	}
-	memcpy(w->fast_key, p + h - 4, 4);
+	if (masked) {
+		memcpy(w->fast_key, p + h - 4, 4);
+	}
 	buf_consume(&w->in, h);
 	w->fast = 1;
 	w->fast_left = len;
@@ -272,7 +276,7 @@ static int next_frame(struct ws *w)
 	return 1;
 }
 
-/* Deliver what is here of the fast frame, unmasked in place. */
+/* Deliver what is here of the fast frame, unmasked in place (server). */
 static void fast_payload(struct ws *w)
 {
 	size_t have;
@@ -285,7 +289,9 @@ static void fast_payload(struct ws *w)
 		key[i] = w->fast_key[(w->fast_off + i) & 3];
 	}
 	if (n > 0) {
-		ws_mask(p, n, key);
+		if (w->server) {
+			ws_mask(p, n, key);
+		}
 		w->rx->msg_data(w->user, p, n);
 		buf_consume(&w->in, n);
 		w->fast_left -= n;
@@ -298,14 +304,6 @@ static void fast_payload(struct ws *w)
 }
 
 int ws_recv(struct ws *w)
-{
-	if (buf_len(&w->in) == 0 || w->paused || !wslay_event_want_read(w->ctx)) {
-		return 0;
-	}
-	return wslay_event_recv(w->ctx) == 0 ? 0 : -1;
-}
-
-int ws_recv_server(struct ws *w)
 {
 	while (!w->paused && want_read(w)) {
 		size_t have = buf_len(&w->in);
@@ -542,7 +540,7 @@ void ws_trim(struct ws *w)
 {
 	buf_trim(&w->in);
 	buf_trim(&w->out);
-	if (w->server && w->ctx != NULL && out_is_ours(w) && wslay_event_get_read_enabled(w->ctx) &&
+	if (w->ctx != NULL && out_is_ours(w) && wslay_event_get_read_enabled(w->ctx) &&
 	    wslay_event_get_write_enabled(w->ctx) && !w->fragmented && w->wslay_left == 0) {
 		/* At rest between frames: a new context is the same. */
 		wslay_event_context_free(w->ctx);

@@ -4,14 +4,15 @@
  * streamed, not buffered: msg_data receives the payload in pieces (at most
  * 4 KiB each, wslay's frame buffer), between a msg_start and a msg_end, so
  * a large message costs no large allocation. The callbacks run inside
- * ws_recv and must not free the session. On the server side, a binary
- * message in one frame (the agent's DATA) is parsed here instead and
- * unmasked in place a word at a time; wslay's loop unmasks byte by byte.
- * So are pings (answered here) and pongs. Every other frame (close, text,
+ * ws_recv and must not free the session. A binary message in one frame
+ * (DATA, either way) is parsed here, not by wslay, and delivered from `in`
+ * where it lies (on the server side unmasked in place a word at a time;
+ * wslay's loop unmasks byte by byte and copies). So are pings (answered
+ * here, with no allocation) and pongs. Every other frame (close, text,
  * fragments, anything odd or too big) is fed to wslay whole, one at a
  * time, so wslay stays the judge of the protocol and runs the close
- * handshake; the server makes wslay's context only then, so an idle agent
- * that only pings costs none. Text messages are logged and ignored.
+ * handshake; wslay's context is made only then, so a session that only
+ * moves data and pings costs none. Text messages are logged and ignored.
  *
  * Sending: small messages (tunnel replies, pings, pongs) are framed into
  * `out` at once when nothing of wslay's is ahead of them and they fit;
@@ -55,8 +56,8 @@ struct ws {
 	const struct ws_rx *rx;
 	void *user;
 	int server;         /* runner side: our frames are not masked */
-	/* Server-side receive: bytes of the frame wslay is being fed, and the
-	 * frame parsed here (payload bytes to come, done, and its key). */
+	/* Receive: bytes of the frame wslay is being fed, and the frame
+	 * parsed here (payload bytes to come, done, and its key). */
 	uint64_t wslay_left;
 	int fast;
 	uint64_t fast_left;
@@ -74,10 +75,8 @@ int ws_init_client(struct ws *w, uint64_t max_message, const struct ws_rx *rx, v
 int ws_init_server(struct ws *w, uint64_t max_message, const struct ws_rx *rx, void *user);
 void ws_free(struct ws *w);
 /* Parse what is in `in` until it is empty or paused. 0, or -1 if the
- * WebSocket failed (protocol error, out of memory). ws_recv is the client
- * side's; ws_recv_server the server side's, with the fast path. */
+ * WebSocket failed (protocol error, out of memory). */
 int ws_recv(struct ws *w);
-int ws_recv_server(struct ws *w);
 /* Frame queued messages into `out` while there is room. 1 if bytes were
  * framed, 0 if not, -1 on failure. */
 int ws_frame(struct ws *w);
@@ -109,8 +108,8 @@ int ws_close_sent(const struct ws *w);
 uint16_t ws_close_code_sent(const struct ws *w);
 /* Neither side may send or read anything more. */
 int ws_finished(const struct ws *w);
-/* An idle peer: give back large empty buffers and (server side) wslay's
- * context when it holds no state. */
+/* An idle peer: give back large empty buffers and wslay's context when it
+ * holds no state. */
 void ws_trim(struct ws *w);
 
 #endif

@@ -273,7 +273,7 @@ int agent_pump(struct agent *a, uint64_t now)
 		if (a->ws.paused) {
 			a->last_rx_ms = now; /* our own backpressure is not silence */
 		}
-		if (ws_recv_server(&a->ws) != 0) {
+		if (ws_recv(&a->ws) != 0) {
 			agent_end(a, LOG_WARN, "WebSocket protocol error");
 			return 0;
 		}

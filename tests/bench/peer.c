@@ -297,7 +297,7 @@ static void pump(struct peer *p)
 				moved = 1;
 			}
 		}
-		if (ws_recv_server(&p->ws) != 0) {
+		if (ws_recv(&p->ws) != 0) {
 			fail("WebSocket protocol error from the agent");
 		}
 		feed(p);

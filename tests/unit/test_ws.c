@@ -229,7 +229,7 @@ TEST(ws_server_receives_fast_and_wslay_frames_in_any_split)
 		for (size_t off = 0; off < n; off += step) {
 			size_t k = n - off < step ? n - off : step;
 			CHECK(buf_append(&s.in, wire + off, k) == 0);
-			CHECK(ws_recv_server(&s) == 0);
+			CHECK(ws_recv(&s) == 0);
 		}
 		CHECK(g.msgs == 3 && g.open == 0);
 		CHECK(g.len == 2 * sizeof(a) + sizeof(b1) - 1 + sizeof(b2));
@@ -262,19 +262,19 @@ TEST(ws_server_makes_wslay_only_when_needed)
 	CHECK(buf_data(&s.out, &len) != NULL && len == 4 && s.out.data[0] == 0x89);
 	CHECK(buf_append(&s.in, wire, hand_frame(wire, 1, 0xa, (const uint8_t *)"tc", 2)) == 0);
 	CHECK(buf_append(&s.in, wire, hand_frame(wire, 1, 0x9, NULL, 0)) == 0);
-	CHECK(ws_recv_server(&s) == 0 && s.ctx == NULL && buf_len(&s.in) == 0);
+	CHECK(ws_recv(&s) == 0 && s.ctx == NULL && buf_len(&s.in) == 0);
 	/* A fragment: wslay's from here, and its state must stay. */
 	CHECK(buf_append(&s.in, wire, hand_frame(wire, 0, 0x2, frag, 4)) == 0);
-	CHECK(ws_recv_server(&s) == 0 && s.ctx != NULL);
+	CHECK(ws_recv(&s) == 0 && s.ctx != NULL);
 	ws_trim(&s);
 	CHECK(s.ctx != NULL); /* a message is half received */
 	CHECK(buf_append(&s.in, wire, hand_frame(wire, 1, 0x0, frag, 4)) == 0);
-	CHECK(ws_recv_server(&s) == 0 && g.msgs == 1 && g.len == 8);
+	CHECK(ws_recv(&s) == 0 && g.msgs == 1 && g.len == 8);
 	ws_trim(&s);
 	CHECK(s.ctx == NULL); /* at rest again */
 	CHECK(buf_append(&s.in, wire, hand_frame(wire, 1, 0x8, (const uint8_t *)"\x03\xe8", 2)) ==
 	      0);
-	CHECK(ws_recv_server(&s) == 0);
+	CHECK(ws_recv(&s) == 0);
 	uint16_t code = 0;
 	CHECK(ws_close_received(&s, &code) && code == 1000);
 	ws_trim(&s);
@@ -291,7 +291,7 @@ TEST(ws_server_refuses_unmasked_frames)
 	memset(&g, 0, sizeof(g));
 	CHECK(ws_init_server(&s, 1 << 20, &got_rx, &g) == 0);
 	CHECK(buf_append(&s.in, bad, sizeof(bad)) == 0);
-	CHECK(ws_recv_server(&s) == 0);
+	CHECK(ws_recv(&s) == 0);
 	CHECK(g.msgs == 0 && g.len == 0);
 	CHECK(ws_frame(&s) == 1); /* wslay answers with close 1002 */
 	CHECK(ws_close_code_sent(&s) == 1002);
