@@ -297,3 +297,85 @@ TEST(ws_server_refuses_unmasked_frames)
 	CHECK(ws_close_code_sent(&s) == 1002);
 	ws_free(&s);
 }
+
+/* An unmasked (server's) frame by hand, payload under 126 bytes. */
+static size_t plain_frame(uint8_t *out, int fin, int op, const uint8_t *p, size_t n)
+{
+	out[0] = (uint8_t)((fin ? 0x80 : 0) | op);
+	out[1] = (uint8_t)n;
+	memcpy(out + 2, p, n);
+	return 2 + n;
+}
+
+TEST(ws_client_receives_fast_and_wslay_frames_in_any_split)
+{
+	static const uint8_t a[300] = {7, 1, 2, 3};
+	uint8_t wire[1024];
+	size_t n = 0, len;
+	struct ws srv;
+
+	/* A server frames a fast message; then a ping, two fragments around
+	 * a ping, and the fast message again, by hand. */
+	CHECK(ws_init_server(&srv, 1 << 20, &no_rx, NULL) == 0);
+	uint8_t *dst = ws_data_begin(&srv, sizeof(a));
+	memcpy(dst, a, sizeof(a));
+	ws_data_end(&srv, sizeof(a));
+	const uint8_t *out = buf_data(&srv.out, &len);
+	memcpy(wire, out, len);
+	n = len;
+	ws_free(&srv);
+	n += plain_frame(wire + n, 1, 0x9, (const uint8_t *)"p1", 2);
+	n += plain_frame(wire + n, 0, 0x2, (const uint8_t *)"frag", 4);
+	n += plain_frame(wire + n, 1, 0x9, (const uint8_t *)"p2", 2);
+	n += plain_frame(wire + n, 1, 0x0, (const uint8_t *)"ment", 4);
+	memcpy(wire + n, wire, len);
+	n += len;
+
+	for (size_t step = 1; step <= 7; step += 3) {
+		struct ws c;
+		struct got g;
+		memset(&g, 0, sizeof(g));
+		CHECK(ws_init_client(&c, 1 << 20, &got_rx, &g) == 0);
+		CHECK(c.ctx == NULL); /* made only for the fragments */
+		for (size_t off = 0; off < n; off += step) {
+			size_t k = n - off < step ? n - off : step;
+			CHECK(buf_append(&c.in, wire + off, k) == 0);
+			CHECK(ws_recv(&c) == 0);
+		}
+		CHECK(g.msgs == 3 && g.open == 0 && g.len == 2 * sizeof(a) + 8);
+		CHECK_MEM(g.data, a, sizeof(a));
+		CHECK_MEM(g.data + sizeof(a), "fragment", 8);
+		CHECK_MEM(g.data + sizeof(a) + 8, a, sizeof(a));
+		/* Two pongs, masked (the client's), whatever framed them. */
+		while (ws_frame(&c) == 1) {
+		}
+		const uint8_t *o = buf_data(&c.out, &len);
+		size_t pongs = 0;
+		for (size_t i = 0; i + 8 <= len; i += 8) {
+			int masked;
+			const uint8_t *key;
+			size_t plen;
+			CHECK(o[i] == 0x8a && frame_payload(o + i, &masked, &key, &plen) == 6);
+			CHECK(masked && plen == 2);
+			pongs++;
+		}
+		CHECK(pongs == 2 && len == 16);
+		ws_free(&c);
+	}
+}
+
+TEST(ws_client_refuses_masked_frames)
+{
+	struct ws c;
+	struct got g;
+	uint8_t wire[32];
+
+	memset(&g, 0, sizeof(g));
+	CHECK(ws_init_client(&c, 1 << 20, &got_rx, &g) == 0);
+	CHECK(buf_append(&c.in, wire, hand_frame(wire, 1, 0x2, (const uint8_t *)"abc", 3)) == 0);
+	CHECK(ws_recv(&c) == 0);
+	CHECK(g.msgs == 0 && g.len == 0);
+	CHECK(ws_frame(&c) == 1); /* wslay answers with close 1002 */
+	CHECK(ws_close_code_sent(&c) == 1002);
+	ws_free(&c);
+}
