@@ -8,11 +8,13 @@
 #   ... -- PYTEST_ARGS                   extra pytest arguments, e.g. -- -m core
 #   ./build.sh sanitize                  unit + integration tests under ASan/UBSan (glibc gcc)
 #   ./build.sh valgrind                  integration tests with the agent under valgrind
-#   ./build.sh fuzz                      libFuzzer over the pure codecs ($FUZZ_SECONDS, default 30)
+#   ./build.sh fuzz [-- TARGET...]       libFuzzer, every tests/fuzz target ($FUZZ_SECONDS each, default 30)
+#   ./build.sh soak [MINUTES]            agent + tunnel-server under random load and faults (default 2)
 #   ./build.sh demo                      run the agent against a local runner stand-in
 #   ./build.sh demo-server               tunnel-server + the agent: fetch a page through a public port
 #   ./build.sh bench [--compare AGENT]   benchmark the agent (side by side with AGENT)
 #   ... bench -- BENCH_ARGS              e.g. -- --quick, --runs 5, --only up,rr (tests/bench/bench.py)
+#   ./build.sh package [--target NAME]...  build, then dist/: .ipk, .deb, OCI archives, SHA256SUMS
 #   ./build.sh clean                     remove build/
 set -euo pipefail
 
@@ -24,7 +26,7 @@ DEFAULT_TARGET=x86_64-linux-musl
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 usage() {
-	sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//' >&2
 	echo "targets: $(targets | tr '\n' ' ')" >&2
 	exit 2
 }
@@ -58,6 +60,10 @@ ensure_deps() {
 		test)
 			[ -x "$PY" ] && "$PY" -c 'import pytest, websockets' 2>/dev/null || missing+=("python3-pytest python3-websockets")
 			command -v openssl >/dev/null || missing+=(openssl)
+			# tests/integration/test_packages.py
+			for n in lintian systemd-analyze skopeo umoci podman runc; do
+				command -v "$n" >/dev/null || missing+=("$n")
+			done
 			if [ -n "${RUN:-}" ]; then command -v "${RUN%% *}" >/dev/null || missing+=("$RUN"); fi
 			;;
 		esac
@@ -177,6 +183,23 @@ run_tests() {
 	return $rc
 }
 
+# no_findings DIR: the sanitizer or valgrind reports written to DIR (one
+# file per process that had something to say); fails, printing them, if any.
+no_findings() {
+	local dir=$1 f n=0
+	for f in "$dir"/*; do
+		[ -s "$f" ] || continue
+		n=$((n + 1))
+		echo "== finding: $f"
+		head -n 40 "$f"
+	done
+	if [ "$n" -gt 0 ]; then
+		echo "findings: $n report file(s) in $dir" >&2
+		return 1
+	fi
+	echo "findings: none (reports would be in $dir)"
+}
+
 # sum_counts WORDS LINE: the sum of the "N word" counts in LINE for WORDS (a regex).
 sum_counts() { grep -oE "[0-9]+ ($1)\b" <<<"$2" | awk '{s += $1} END {print s + 0}'; }
 
@@ -244,9 +267,11 @@ target=$DEFAULT_TARGET
 selected=()
 args=()
 compare=
+soak_minutes=2
 while [ $# -gt 0 ]; do
 	case $1 in
-	build | test | cross | test-cross | sanitize | valgrind | fuzz | demo | demo-server | bench | clean) cmd=$1 ;;
+	build | test | cross | test-cross | sanitize | valgrind | fuzz | soak | demo | demo-server | bench | package | clean) cmd=$1 ;;
+	[0-9]*) [ "$cmd" = soak ] || usage; soak_minutes=$1 ;;
 	--compare) [ $# -ge 2 ] || usage; compare=$2; shift ;;
 	--compare=*) compare=${1#--compare=} ;;
 	--target) [ $# -ge 2 ] || usage; target=$2; selected+=("$2"); shift ;;
@@ -283,28 +308,49 @@ sanitize)
 	# would abort on them, so build it with aligned accessors here.
 	run_make all OPT='-O1' STRIP_LDFLAG='' EXTRA_LDFLAGS="$san" \
 		EXTRA_CFLAGS="$san -DBR_LE_UNALIGNED=0 -DBR_BE_UNALIGNED=0"
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 run_tests "${args[@]}"
+	# Every process's reports go to files, so a finding in an agent or
+	# server a test started (and killed) fails the run too.
+	findings=$top/$BUILD/findings
+	rm -rf "$findings" && mkdir -p "$findings"
+	san_rc=0
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:log_path=$findings/asan \
+		UBSAN_OPTIONS=print_stacktrace=1:log_path=$findings/ubsan run_tests "${args[@]}" || san_rc=1
+	no_findings "$findings" || san_rc=1
+	exit $san_rc
 	;;
 fuzz)
-	# libFuzzer over the pure codecs (tests/fuzz), ASan + UBSan, for
-	# $FUZZ_SECONDS (default 30); the corpus stays in build/fuzz/corpus.
+	# libFuzzer, ASan + UBSan, over every target of tests/fuzz (fuzz.mk):
+	# the codecs and parsers, and the whole receive paths of the agent and
+	# tunnel-server on an in-memory OS (fz_os.c). $FUZZ_SECONDS each
+	# (default 30), $FUZZ_JOBS at a time (default 2); seeds from
+	# tests/fuzz/corpus, the grown corpus in build/fuzz/corpus; -- TARGET...
+	# runs only those.
 	load_target "$DEFAULT_TARGET"
 	ensure_deps build fuzz
 	fetch_deps
 	BUILD=build/fuzz TARGET=fuzz CC=clang TARGET_LDFLAGS=''
-	san=('-fsanitize=address,undefined' -fno-sanitize-recover=undefined -g)
-	objs=("$BUILD"/obj/common/{tunnel,handshake,num,fmt}.o "$BUILD"/obj/agent/url.o)
-	run_make "${objs[@]}" "$BUILD/deps/libbearssl.a" OPT='-O1' STRIP_LDFLAG='' \
-		EXTRA_CFLAGS="${san[*]} -fsanitize=fuzzer-no-link -DBR_LE_UNALIGNED=0 -DBR_BE_UNALIGNED=0"
-	clang "${san[@]}" -fsanitize=fuzzer -Isrc/common -Isrc/agent -o "$BUILD/fuzz_parsers" tests/fuzz/fuzz_parsers.c \
-		"${objs[@]}" "$BUILD/deps/libbearssl.a"
-	mkdir -p "$BUILD/corpus"
-	fuzz_rc=0
-	"$BUILD/fuzz_parsers" -max_total_time="${FUZZ_SECONDS:-30}" -timeout=5 -print_final_stats=1 -artifact_prefix="$BUILD/" \
-		"$BUILD/corpus" >"$BUILD/fuzz.log" 2>&1 || fuzz_rc=$?
-	grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)|runtime error' "$BUILD/fuzz.log" || true
-	[ "$fuzz_rc" -eq 0 ] || die "fuzz: the fuzzer found a problem (exit $fuzz_rc, log: $BUILD/fuzz.log)"
-	echo "fuzz: no crash, hang or sanitizer report in ${FUZZ_SECONDS:-30} s"
+	objs=()
+	for f in src/common/*.c src/agent/*.c src/server/*.c; do
+		f=${f#src/}
+		objs+=("$BUILD/obj/${f%.c}.o")
+	done
+	run_make "${objs[@]}" "$BUILD/deps/libbearssl.a" "$BUILD/deps/libwslay.a" OPT='-O1' STRIP_LDFLAG='' \
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -g -fsanitize=fuzzer-no-link -DBR_LE_UNALIGNED=0 -DBR_BE_UNALIGNED=0"
+	make -s -j"$JOBS" -f tests/fuzz/fuzz.mk BUILD="$BUILD" || die "fuzz: building the targets failed"
+	JOBS=${FUZZ_JOBS:-2} tests/fuzz/run.sh "$BUILD" "${FUZZ_SECONDS:-30}" "${args[@]}" ||
+		die "fuzz: a target found a problem (inputs and logs in $BUILD)"
+	;;
+soak)
+	# The agent and tunnel-server (release flags, in build/soak) under a
+	# randomized mixed workload with faults for soak_minutes (tests/soak/
+	# soak.py; it prints the figures); -- SOAK_ARGS, e.g. -- --seed N.
+	load_target "$DEFAULT_TARGET"
+	ensure_deps build test
+	fetch_deps
+	BUILD=build/soak
+	run_make "$BUILD/tunnel-client" "$BUILD/tunnel-server" || die "soak: make failed"
+	"$PY" tests/soak/soak.py --minutes "$soak_minutes" --agent "$BUILD/tunnel-client" \
+		--server "$BUILD/tunnel-server" --out "$BUILD" "${args[@]}"
 	;;
 valgrind)
 	load_target "$DEFAULT_TARGET"
@@ -312,8 +358,13 @@ valgrind)
 	fetch_deps
 	BUILD=build/valgrind TARGET=valgrind CC=gcc TARGET_LDFLAGS=''
 	run_make all OPT='-O1 -g' STRIP_LDFLAG=''
-	RUN='valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite'
-	run_tests "${args[@]}"
+	findings=$top/$BUILD/findings
+	rm -rf "$findings" && mkdir -p "$findings"
+	RUN="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --log-file=$findings/vg.%p"
+	vg_rc=0
+	run_tests "${args[@]}" || vg_rc=1
+	no_findings "$findings" || vg_rc=1
+	exit $vg_rc
 	;;
 demo)
 	build_target "$target"
@@ -338,6 +389,13 @@ bench)
 		bench_args+=(--compare "$compare")
 	fi
 	"$PY" tests/bench/bench.py "${bench_args[@]}" "${args[@]}"
+	;;
+package)
+	# Every target (or those named), then the packages of exactly those.
+	cross_all no
+	pkg_args=()
+	for t in "${selected[@]}"; do pkg_args+=(--target "$t"); done
+	scripts/package.sh "${pkg_args[@]}"
 	;;
 clean) rm -rf build ;;
 esac
