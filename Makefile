@@ -32,8 +32,12 @@ CFLAGS_OWN := $(OPT) $(TARGET_CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werr
               -I$(BUILD)/deps/include -I$(WSLAY)/lib/includes -I$(BEARSSL)/inc
 # One read-only+exec segment (no page padding between code and data), no
 # relro (nothing to protect in a static binary), no build id: about 5 KiB.
+# A small common page size: ld otherwise may start the data segment on a
+# page boundary in the file to save a page of memory, padding the file
+# with up to a page of zeros (2.9 KiB of the agent, depending on where its
+# code happens to end).
 LDFLAGS_OWN := $(TARGET_LDFLAGS) -Wl,--gc-sections -Wl,-z,noseparate-code -Wl,-z,norelro \
-               -Wl,--build-id=none $(EXTRA_LDFLAGS)
+               -Wl,-z,common-page-size=64 -Wl,--build-id=none $(EXTRA_LDFLAGS)
 
 # Objects depend on the flags they were built with: a changed flag rebuilds,
 # an unchanged one does nothing.

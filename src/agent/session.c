@@ -402,6 +402,9 @@ static void session_timers(struct session *s, uint64_t now, uint64_t *next)
 		uint64_t ping_at = s->last_rx_ms + cfg->ping_interval_ms;
 		if (s->ping_sent_ms == 0 && now >= ping_at) {
 			log_debug("runner idle, sending ping");
+			/* Quiet for a ping interval: give back the buffers a
+			 * burst grew (those still holding bytes stay). */
+			ws_trim(&s->ws);
 			ws_send_ping(&s->ws);
 			s->ping_sent_ms = now;
 		}

@@ -38,6 +38,9 @@
 #define TC_TOKEN_MAX 256
 /* Wait for the close handshake before a redial or exit. */
 #define TC_CLOSE_WAIT_MS 1000
+/* A busy loop (every poll returns work) looks for a pending signal this
+ * often: the longest a SIGTERM waits under load. */
+#define TC_SIGNAL_CHECK_MS 50
 /* Remembered ids we closed, so stray DATA for them gets at most one CLOSE. */
 #define TC_CLOSED_IDS 64
 /* Descriptors kept for the agent itself (stdio, the runner socket, a CA

@@ -37,7 +37,7 @@ int net_listen(const struct sockaddr *sa, socklen_t len, int type);
  * signals of waitmask let in. It also lets in a signal that came while
  * descriptors were ready: when ppoll returns them at once, the kernel
  * restores the blocked mask without delivering a pending signal, so a busy
- * loop would never see it. */
+ * loop would never see it (looked for at most every TC_SIGNAL_CHECK_MS). */
 int net_ppoll(struct pollfd *pfd, nfds_t n, uint64_t deadline_ms, const sigset_t *waitmask);
 /* Raise the soft open-file limit to the hard one (every connection is a
  * descriptor); returns the soft limit in force. */

@@ -12,6 +12,19 @@ BINARY = os.environ.get(
     "TUNNEL_CLIENT", os.path.join(ROOT, "build", "x86_64-linux-musl", "tunnel-client")
 )
 RUN_PREFIX = shlex.split(os.environ.get("TUNNEL_CLIENT_RUN", ""))
+
+
+def _sanitized():
+    try:
+        with open(BINARY, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# An ASan build: its allocator keeps freed memory (quarantine) and its
+# shadow is address space, so memory figures are not the agent's own.
+SANITIZED = _sanitized()
 # Emulated targets are slower; tests scale their waits by this factor.
 SLOW = 4.0 if RUN_PREFIX and "valgrind" not in RUN_PREFIX[0] else (6.0 if RUN_PREFIX else 1.0)
 

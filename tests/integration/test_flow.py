@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from agent import BINARY, RUN_PREFIX, SLOW, T
+from agent import BINARY, RUN_PREFIX, SANITIZED, SLOW, T
 import fake_runner as fr
 from fake_runner import CLOSE, CONNECT, CONNECTED, DATA, ERROR, TCP, describe_full, pack
 
@@ -194,3 +194,33 @@ def test_no_busy_loop_while_tunnel_is_full_and_service_closed(tunnel, services):
             break
         got += m.payload
     assert len(got) == total and bytes(got) == data
+
+
+def test_memory_given_back_when_the_runner_goes_quiet(runner, start_agent, services):
+    """A burst grows the tunnel's buffers; once the runner has been quiet
+    for a ping interval they are given back (RSS falls by at least half the
+    growth), and the tunnel still carries data after that."""
+    a = start_agent(runner.url, "--ping-interval", "1")
+    s = runner.accept(T(5))
+    echo = services.echo()
+    s.open_tcp(1, echo.port, T(5))
+    base = a.vm_kib("VmRSS")
+    bulk = os.urandom(8 << 20)
+    s.send_data(1, bulk, timeout=T(30))
+    assert s.recv_data(1, len(bulk), T(30)) == bulk
+    grown = a.vm_kib("VmRSS")
+    if RUN_PREFIX or SANITIZED or not base or not grown:
+        pytest.skip("the RSS is the emulator's, valgrind's or ASan's")
+    assert grown > base + 256, "no growth to give back (%d -> %d KiB)" % (base, grown)
+    # The tunnel's buffers are most of the growth; what the allocator
+    # keeps of the connection's queue chunks is not counted on.
+    limit = base + (grown - base) // 2
+    deadline = time.monotonic() + T(10)
+    while a.vm_kib("VmRSS") > limit:
+        assert time.monotonic() < deadline, (
+            "RSS still %d KiB %ds after the burst (%d before it, %d after)" % (
+                a.vm_kib("VmRSS"), T(10), base, grown))
+        time.sleep(0.2)
+    small = os.urandom(100000)
+    s.send_data(1, small, timeout=T(10))
+    assert s.recv_data(1, len(small), T(10)) == small

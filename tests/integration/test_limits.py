@@ -14,20 +14,12 @@ import time
 
 import pytest
 
-from agent import BINARY, RUN_PREFIX, T
+from agent import RUN_PREFIX, SANITIZED, T
 from fake_runner import CONNECT, CONNECTED, DATA, ERROR, TCP, describe_full
 
 
-def _sanitized():
-    try:
-        with open(BINARY, "rb") as f:
-            return b"__asan_init" in f.read()  # its shadow memory is address space
-    except OSError:
-        return False
-
-
 needs_plain_process = pytest.mark.skipif(
-    bool(RUN_PREFIX) or _sanitized(),
+    bool(RUN_PREFIX) or SANITIZED,
     reason="the address space of an emulator, valgrind or an ASan build is not the agent's own")
 
 
