@@ -301,6 +301,23 @@ def test_signal_exits_promptly_when_runner_not_reading(tunnel, services):
     assert time.monotonic() - t0 <= T(1)
 
 
+def test_signal_exits_promptly_while_data_streams(tunnel, services):
+    """SIGTERM while a download keeps every poll busy (the local socket
+    always readable, the runner reading): the signal is not starved by
+    descriptors that are always ready; exit 0 within a second."""
+    s, a = tunnel.session, tunnel.agent
+    svc = services.send_close(b"\x5a" * (256 << 20))
+    s.send_msg(fr.CONNECT, TCP, 8, svc.port)
+    m = s.recv_msg(8, T(5))
+    assert m.type == fr.CONNECTED, fr.describe_full(m)
+    assert s.recv_msg(8, T(5)).type == DATA  # bytes are flowing
+    t0 = time.monotonic()
+    a.signal(signal.SIGTERM)
+    rc = a.wait(T(1) + 0.5)
+    assert rc == 0, "exit code %s" % rc
+    assert time.monotonic() - t0 <= T(1)
+
+
 def test_signal_exits_promptly_with_silent_runner(start_agent, services):
     """SIGTERM against a runner that never answers the close frame: the
     agent sends close 1001 and exits 0 within a second anyway."""
