@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "fz_args.h"
 #include "fz_frames.h"
 #include "fz_in.h"
 #include "fz_os.h"
@@ -388,27 +389,18 @@ static void settings_argv(char **argv, int *argc, const char *level)
 	static char *status[] = {"--status-port", "9090", "--log-ring", "4096"};
 	int n = 0;
 
-	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
-		argv[n++] = base[i];
-	}
+	fz_args_add(argv, &n, base, FZ_COUNT(base));
 	if (w.settings & 8) {
-		for (size_t i = 0; i < sizeof(tight) / sizeof(tight[0]); i++) {
-			argv[n++] = tight[i];
-		}
+		fz_args_add(argv, &n, tight, FZ_COUNT(tight));
 	}
 	if (w.settings & 32) {
-		for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
-			argv[n++] = extra[i];
-		}
+		fz_args_add(argv, &n, extra, FZ_COUNT(extra));
 	}
 	if (w.settings & 4) {
-		argv[n++] = proxy[0];
-		argv[n++] = proxy[1];
+		fz_args_add(argv, &n, proxy, FZ_COUNT(proxy));
 	}
 	if (w.settings & 64) {
-		for (size_t i = 0; i < sizeof(status) / sizeof(status[0]); i++) {
-			argv[n++] = status[i];
-		}
+		fz_args_add(argv, &n, status, FZ_COUNT(status));
 	}
 	argv[n++] = "--log-level";
 	argv[n++] = (char *)level;
@@ -421,9 +413,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	static const char *const vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
 					   "no_proxy", "NO_PROXY", "RUNNER_URL", "CONTAINER_ID"};
 
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-		unsetenv(vars[i]);
-	}
+	fz_env_clear(vars, FZ_COUNT(vars));
 	return log_ring_init(4096); /* what main() does: /logs has lines */
 }
 

@@ -10,23 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fz_in.h"
 #include "handshake.h"
 #include "num.h"
 #include "tunnel.h"
 #include "url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char *cstr(const uint8_t *p, size_t n)
-{
-	char *s = malloc(n + 1);
-
-	if (s != NULL) {
-		memcpy(s, p, n);
-		s[n] = '\0';
-	}
-	return s;
-}
 
 static void fuzz_handshake(const uint8_t *p, size_t n)
 {
@@ -70,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_handshake(data + 1, size - 1);
 		break;
 	case 2:
-		s = cstr(data + 1, size - 1);
+		s = fz_cstr(data + 1, size - 1);
 		if (s != NULL && url_parse(s, &u, err, sizeof(err)) == 0) {
 			url_tunnel_path(&u, s, out, sizeof(out));
 			url_host_header(&u, out, sizeof(out));
@@ -81,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(s);
 		break;
 	default:
-		s = cstr(data + 1, size - 1);
+		s = fz_cstr(data + 1, size - 1);
 		if (s != NULL) {
 			num_parse_u64(s, 0, UINT64_MAX, &v);
 			num_parse_seconds(s, 86400000, &v);

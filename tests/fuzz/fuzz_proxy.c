@@ -49,17 +49,6 @@ static void answer(const uint8_t *p, size_t n)
 	}
 }
 
-static char *cstr(const uint8_t *p, size_t n)
-{
-	char *s = malloc(n + 1);
-
-	if (s != NULL) {
-		memcpy(s, p, n);
-		s[n] = '\0';
-	}
-	return s;
-}
-
 static void select_and_request(struct fz_in *in)
 {
 	struct url runner;
@@ -68,9 +57,9 @@ static void select_and_request(struct fz_in *in)
 	char req[URL_HOST_MAX + URL_AUTH_MAX + 256];
 	size_t n;
 	const uint8_t *p = fz_in_part(in, &n);
-	char *flag = cstr(p, n);
+	char *flag = fz_cstr(p, n);
 	p = fz_in_part(in, &n);
-	char *target = cstr(p, n);
+	char *target = fz_cstr(p, n);
 
 	if (flag == NULL || target == NULL) {
 		goto out;
@@ -102,9 +91,9 @@ static void bypass(struct fz_in *in)
 {
 	size_t n;
 	const uint8_t *p = fz_in_part(in, &n);
-	char *list = cstr(p, n);
+	char *list = fz_cstr(p, n);
 	p = fz_in_part(in, &n);
-	char *host = cstr(p, n);
+	char *host = fz_cstr(p, n);
 
 	if (list != NULL && host != NULL) {
 		int r = proxy_bypass(list, host);

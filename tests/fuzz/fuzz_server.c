@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "fz_args.h"
 #include "fz_file.h"
 #include "fz_frames.h"
 #include "fz_in.h"
@@ -347,21 +348,15 @@ static int build_argv(char **argv, const char *level)
 	static char *admin[] = {"--admin", "127.0.0.1:9100"};
 	int n = 0;
 
-	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
-		argv[n++] = base[i];
-	}
+	fz_args_add(argv, &n, base, FZ_COUNT(base));
 	if (w.settings & 4) {
-		for (size_t i = 0; i < sizeof(tight) / sizeof(tight[0]); i++) {
-			argv[n++] = tight[i];
-		}
+		fz_args_add(argv, &n, tight, FZ_COUNT(tight));
 	}
 	if (w.settings & 2) {
-		argv[n++] = token[0];
-		argv[n++] = token[1];
+		fz_args_add(argv, &n, token, FZ_COUNT(token));
 	}
 	if (w.settings & 8) {
-		argv[n++] = admin[0];
-		argv[n++] = admin[1];
+		fz_args_add(argv, &n, admin, FZ_COUNT(admin));
 	}
 	if (w.settings & 32) {
 		static const char text[] = "expose tcp:127.0.0.1:9003=a2:8080\n# a comment\n"
@@ -378,15 +373,7 @@ static int build_argv(char **argv, const char *level)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const char *const vars[] = {
-		"TUNNEL_CONFIG", "TUNNEL_LISTEN", "TLS_CERT", "TLS_KEY", "TUNNEL_EXPOSE", "TUNNEL_TOKEN",
-		"TUNNEL_TOKEN_FILE", "TUNNEL_NO_AUTH", "TUNNEL_ADMIN", "LOG_LEVEL", "MAX_MESSAGE",
-		"MAX_AGENTS", "MAX_CONNECTIONS", "UDP_IDLE_TIMEOUT", "STALL_TIMEOUT", "PING_INTERVAL",
-		"PING_TIMEOUT"};
-
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-		unsetenv(vars[i]);
-	}
+	fz_env_clear_server();
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "fz_args.h"
 #include "fz_file.h"
 #include "fz_frames.h"
 
@@ -20,15 +21,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const char *const vars[] = {
-		"TUNNEL_CONFIG", "TUNNEL_LISTEN", "TLS_CERT", "TLS_KEY", "TUNNEL_EXPOSE", "TUNNEL_TOKEN",
-		"TUNNEL_TOKEN_FILE", "TUNNEL_NO_AUTH", "TUNNEL_ADMIN", "LOG_LEVEL", "MAX_MESSAGE",
-		"MAX_AGENTS", "MAX_CONNECTIONS", "UDP_IDLE_TIMEOUT", "STALL_TIMEOUT", "PING_INTERVAL",
-		"PING_TIMEOUT"};
-
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-		unsetenv(vars[i]);
-	}
+	fz_env_clear_server();
 	return 0;
 }
 

@@ -6,12 +6,27 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 struct fz_in {
 	const uint8_t *p;
 	size_t n;
 	size_t off;
 };
+
+/* p[0..n) as a C string, malloc'd (NULL out of memory): a NUL inside ends
+ * it early, as it would for the code under test. */
+static inline char *fz_cstr(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s != NULL) {
+		memcpy(s, p, n);
+		s[n] = '\0';
+	}
+	return s;
+}
 
 static inline int fz_in_more(const struct fz_in *in)
 {
