@@ -49,7 +49,7 @@ $(FZ)/%.o: tests/fuzz/%.c tests/fuzz/*.h
 	@mkdir -p $(dir $@)
 	clang $(filter-out -fsanitize=fuzzer-no-link -O1,$(CFLAGS_FZ)) -O2 -c $< -o $@
 
-HELPERS := $(FZ)/fz_os.o $(FZ)/fz_frames.o
+HELPERS := $(FZ)/fz_os.o $(FZ)/fz_sock.o $(FZ)/fz_frames.o
 
 $(addprefix $(BUILD)/,$(AGENT_TARGETS)): $(BUILD)/%: $(FZ)/agent/%.o $(HELPERS) $(FZ)/libagent.a $(FZ)/libcommon.a $(LIBS)
 	clang $(SAN) -fsanitize=fuzzer -o $@ $< $(HELPERS) -Wl,--start-group $(FZ)/libagent.a \

@@ -128,7 +128,16 @@ socklen_t fz_addr(uint8_t from, int v6, struct sockaddr_storage *ss);
 uint64_t fz_now(void);
 void fz_advance(uint64_t ms);
 
-/* Calls the renamed objects make. */
+/* Between fz_os.c (descriptors, input queues, poll, clock) and fz_sock.c
+ * (the socket calls): a descriptor in the fake range; drop the head slice
+ * of the input queue; copy up to n queued stream bytes into buf, consumed
+ * unless peek. */
+int fz_is_fake(int fd);
+void fz_drop_head(struct fz_sock *s);
+size_t fz_take_stream(struct fz_sock *s, uint8_t *buf, size_t n, int peek);
+
+/* Calls the renamed objects make (fz_sock.c; poll, clock and syscall in
+ * fz_os.c). */
 int fz_socket(int domain, int type, int protocol);
 int fz_socketpair(int domain, int type, int protocol, int sv[2]);
 int fz_connect(int fd, const struct sockaddr *sa, socklen_t len);
