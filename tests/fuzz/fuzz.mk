@@ -15,7 +15,7 @@ CFLAGS_FZ := -O1 $(SAN) -fsanitize=fuzzer-no-link -std=c11 -D_GNU_SOURCE -Wall -
 
 # Targets on the agent's modules, and on the server's (their headers share
 # names: config.h).
-AGENT_TARGETS := fuzz_parsers fuzz_agent fuzz_proxy fuzz_allow fuzz_agent_options fuzz_resolve
+AGENT_TARGETS := fuzz_parsers fuzz_agent fuzz_proxy fuzz_allow fuzz_agent_options fuzz_resolve fuzz_tls_client
 SERVER_TARGETS := fuzz_server fuzz_hs_request fuzz_http fuzz_server_config fuzz_token_file
 TARGETS := $(AGENT_TARGETS) $(SERVER_TARGETS)
 

@@ -28,6 +28,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 dict_of() {
 	case $1 in
 	fuzz_agent | fuzz_server | fuzz_parsers) echo "$here/tunnel.dict" ;;
+	fuzz_tls_client) echo "$here/tls.dict" ;;
 	*) echo "$here/text.dict" ;;
 	esac
 }

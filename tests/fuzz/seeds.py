@@ -7,8 +7,9 @@ Run it after changing a harness's input format; the files are committed.
 
 usage: tests/fuzz/seeds.py [OUT_DIR]   (default: tests/fuzz/corpus)
 """
-import hashlib
+import base64
 import os
+import re
 import shutil
 import struct
 import sys
@@ -315,6 +316,62 @@ def parsers_seeds():
             "num": b"\x030.250"}
 
 
+# A certificate for runner.test that fuzz_tls_client's test CA signed
+# (made once with openssl; neither private key was kept).
+RUNNER_TEST_CERT = base64.b64decode("""
+MIIBuzCCAWCgAwIBAgIUTGYpfAOjNgUE+MnTftVC2vr9vekwCgYIKoZIzj0EAwIw
+FzEVMBMGA1UEAwwMZnV6eiB0ZXN0IENBMCAXDTI2MTEyNjE0MDk0MloYDzIxMjYx
+MTAyMTQwOTQyWjAWMRQwEgYDVQQDDAtydW5uZXIudGVzdDBZMBMGByqGSM49AgEG
+CCqGSM49AwEHA0IABIZXRK+37cfNKvO7BI3bDlIywP8Vr0tlUkgVlz9JpBi+g1KH
+sqOjF3QVPKbNVMwgXM/cP2btxbWix7/6eJ6vsSKjgYgwgYUwFgYDVR0RBA8wDYIL
+cnVubmVyLnRlc3QwCQYDVR0TBAIwADALBgNVHQ8EBAMCB4AwEwYDVR0lBAwwCgYI
+KwYBBQUHAwEwHQYDVR0OBBYEFGLuPYpau6kU1qk7Kd8IfzrPr+HkMB8GA1UdIwQY
+MBaAFHP90mpTAy5IOmFaGwFrUWoJ4JHDMAoGCCqGSM49BAMCA0kAMEYCIQCbycGd
+n6aMPbPj8Edg1PfauF/o+4E+J9T6TU8/bgtR1wIhAP2t4W7SXviVZWcmnL6VvMAI
+VHJ3kagpxYkB26HcTe2J
+""")
+
+
+def tls_client_seeds():
+    """The runner's first flight, built by hand: ServerHello (ECDHE-ECDSA
+    AES-128-GCM, secure renegotiation), a chain the agent accepts (a
+    runner.test certificate from the test CA), an ECDHE ServerKeyExchange
+    whose signature cannot verify, ServerHelloDone: whole, in small pieces,
+    record by record; the test CA's own certificate as the chain (a name
+    mismatch); and an alert."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    src = open(os.path.join(here, "fuzz_tls_client.c")).read()
+    ca = base64.b64decode("".join(re.findall(r'"([A-Za-z0-9+/=]{4,})\\n"', src)))
+
+    def hs(t, body):
+        return bytes([t]) + len(body).to_bytes(3, "big") + body
+
+    def record(ct, body):
+        return bytes([ct]) + b"\x03\x03" + len(body).to_bytes(2, "big") + body
+
+    exts = b"\xff\x01\x00\x01\x00"
+    hello = hs(2, b"\x03\x03" + bytes(range(32)) + b"\x00" + b"\xc0\x2b\x00"
+               + len(exts).to_bytes(2, "big") + exts)
+    def chain(der):
+        return hs(11, (len(der) + 3).to_bytes(3, "big") + len(der).to_bytes(3, "big") + der)
+
+    cert = chain(RUNNER_TEST_CERT)
+    point = b"\x04" + bytes(range(1, 65))
+    sig = b"\x30\x44\x02\x20" + b"\x11" * 32 + b"\x02\x20" + b"\x22" * 32
+    ske = hs(12, b"\x03\x00\x17" + bytes([len(point)]) + point + b"\x04\x03"
+             + len(sig).to_bytes(2, "big") + sig)
+    flight = record(22, hello + cert + ske + hs(14, b""))
+    pieces = bytearray()
+    for i in range(0, len(flight), 7):
+        chunk = flight[i:i + 7]
+        pieces += bytes([len(chunk) - 1]) + chunk
+    return {"flight": b"\x01" + flight,
+            "flight_pieces": b"\x00" + bytes(pieces),
+            "records_apart": b"\x01" + record(22, hello) + record(22, cert) + record(22, ske + hs(14, b"")),
+            "ca_as_runner": b"\x01" + record(22, hello + chain(ca) + ske + hs(14, b"")),
+            "alert": b"\x01" + record(21, b"\x02\x28")}
+
+
 def all_agent_seeds():
     s = agent_seeds()
     agent_status_seeds(s)
@@ -333,6 +390,7 @@ TARGETS = {
     "fuzz_token_file": token_file_seeds,
     "fuzz_resolve": resolve_seeds,
     "fuzz_parsers": parsers_seeds,
+    "fuzz_tls_client": tls_client_seeds,
 }
 
 
