@@ -12,6 +12,12 @@ from workload import (CHUNK, HANG_S, HDR, MAGIC, M_RESET, M_RR, M_SLOW_CLIENT, M
                       TOKEN, Stream, faults, now, size_pick, stats, wait_for)
 
 
+# Called with a tag when a stream hangs or is corrupt, while the state that
+# made it is still there (soak.py: the server's /status and agent A's
+# SIGUSR1 status lines into the output directory and log).
+ON_TROUBLE = []
+
+
 def public_stream(port, seed, up, down, mode, rounds=0):
     """One stream (or request/response rounds) through S; returns
     (outcome, bytes up, bytes down): ok, cut or corrupt/hang (failures)."""
@@ -136,6 +142,8 @@ def leg_a_streams(port, until, rng, rr=False):
         else:
             stats.fail("A: %s seed %d (up %d, down %d, mode %d): %s after %d/%d bytes" % (
                 kind, seed, up, down, mode, outcome, nu, nd))
+            for hook in ON_TROUBLE:
+                hook("%s-%d" % (outcome, seed))
 
 
 def leg_a_udp(port, until, rng):

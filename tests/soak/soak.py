@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 
-from leg_a import fault_a, leg_a_churn, leg_a_streams, leg_a_udp
+from leg_a import ON_TROUBLE, fault_a, leg_a_churn, leg_a_streams, leg_a_udp
 from leg_b import LegB
 from workload import (HANG_S, SAMPLE_S, T0, TOKEN, Proc, StreamService, UdpEcho, now, sample,
                       stats, wait_for)
@@ -140,13 +140,15 @@ def main(argv):
     svc = StreamService()
     udp = UdpEcho()
     listen = fr.free_port()
+    admin = fr.free_port()
     p_tcp = fr.free_port()
     p_udp = fr.free_port(kind=socket.SOCK_DGRAM)
     server = Proc("server", [args.server, "--listen", "127.0.0.1:%d" % listen, "--token", TOKEN,
                              "--expose", "tcp:127.0.0.1:%d=soak-a:%d" % (p_tcp, svc.port),
                              "--expose", "udp:127.0.0.1:%d=soak-a:%d" % (p_udp, udp.port),
                              "--ping-interval", "3", "--ping-timeout", "3",
-                             "--udp-idle-timeout", "5", "--log-level", "info"], args.out)
+                             "--udp-idle-timeout", "5", "--admin", "127.0.0.1:%d" % admin,
+                             "--log-level", "info"], args.out)
     agent_opts = ["--reconnect-delay", "0.2", "--max-reconnect-delay", "1", "--ping-interval", "3",
                   "--ping-timeout", "3", "--udp-idle-timeout", "5", "--log-level", "info"]
     agent_a = Proc("agent-a", [args.agent, "--runner-url", "ws://127.0.0.1:%d" % listen,
@@ -155,6 +157,24 @@ def main(argv):
     agent_b = Proc("agent-b", [args.agent, "--runner-url", runner.url, "--container-id", "soak-b"]
                    + agent_opts, args.out)
     procs = {"agent-a": agent_a, "agent-b": agent_b, "server": server}
+
+    def trouble(tag):
+        """Keep what the server and agent A know at the moment of a hang."""
+        try:
+            os.kill(agent_a.pid(), signal.SIGUSR1)  # its connections, into its log
+        except OSError:
+            pass
+        try:
+            with socket.create_connection(("127.0.0.1", admin), timeout=5) as c:
+                c.sendall(b"GET /status HTTP/1.0\r\n\r\n")
+                c.settimeout(5)
+                body = b"".join(iter(lambda: c.recv(65536), b""))
+            with open(os.path.join(args.out, "trouble-%s-server-status.txt" % tag), "wb") as f:
+                f.write(body)
+        except OSError as e:
+            print("soak: no server status for %s: %s" % (tag, e), flush=True)
+
+    ON_TROUBLE.append(trouble)
     problems = []
     idle, end, violations = {}, {}, []
     sampler = Sampler(procs, os.path.join(args.out, "samples.csv"), period)
