@@ -111,26 +111,23 @@ def elf_problems(path, target):
     return problems
 
 
-def tar_entries(path_or_bytes):
-    """[(name, TarInfo)] of a (gzip'd) tar, in archive order."""
+def _tar_bytes(path_or_bytes):
+    """The bytes of a tar given as a path or bytes, gunzipped if gzip'd."""
     data = path_or_bytes
     if not isinstance(data, bytes):
         with open(data, "rb") as f:
             data = f.read()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def tar_entries(path_or_bytes):
+    """[(name, TarInfo)] of a (gzip'd) tar, in archive order."""
+    with tarfile.open(fileobj=io.BytesIO(_tar_bytes(path_or_bytes))) as tar:
         return [(m.name, m) for m in tar.getmembers()]
 
 
 def tar_read(path_or_bytes, name):
-    data = path_or_bytes
-    if not isinstance(data, bytes):
-        with open(data, "rb") as f:
-            data = f.read()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(_tar_bytes(path_or_bytes))) as tar:
         return tar.extractfile(name).read()
 
 
