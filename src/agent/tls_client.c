@@ -41,6 +41,7 @@
 #include "fmt.h"
 #include "log.h"
 #include "pem.h"
+#include "pem_key.h"
 #include "pin.h"
 #include "tls_io.h"
 #include "url.h"

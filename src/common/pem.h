@@ -1,5 +1,5 @@
 /* pem: PEM files into what BearSSL needs (trust anchors, a certificate
- * chain, a private key). Start-up code: on a problem, the load functions
+ * chain; the private key is pem_key.h's). Start-up code: on a problem, the load functions
  * fill err with one line that starts with the caller's label (for example
  * "--ca-file /etc/x.pem") and return -1. Everything returned is on the heap
  * and owned by the caller until the matching _free. */
@@ -9,8 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <bearssl_ec.h>
-#include <bearssl_rsa.h>
 #include <bearssl_x509.h>
 
 #define PEM_FILE_MAX (16u << 20) /* bytes read from one file at most */
@@ -50,22 +48,10 @@ int pem_load_chain(const char *path, const char *label,
 		   br_x509_certificate **out, size_t *n, char *err, size_t errlen);
 void pem_free_chain(br_x509_certificate *chain, size_t n);
 
-struct pem_key {
-	int type;               /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC */
-	br_rsa_private_key rsa; /* when RSA; points into mem */
-	br_ec_private_key ec;   /* when EC; points into mem */
-	uint8_t *mem;
-};
-
-/* The first private key in path: "RSA PRIVATE KEY", "EC PRIVATE KEY" or
- * unencrypted PKCS#8 "PRIVATE KEY". */
-int pem_load_key(const char *path, const char *label, struct pem_key *key,
-		 char *err, size_t errlen);
-void pem_free_key(struct pem_key *key);
-
-/* 1 if the certificate's public key is the public half of key, 0 if not,
- * -1 if the certificate cannot be decoded. ec computes EC public points. */
-int pem_key_matches(const struct pem_key *key, const br_x509_certificate *cert,
-		    const br_ec_impl *ec);
+/* Decode the PEM objects of the file at path through fn. The number of
+ * objects, or -1 with err filled, starting with label (when fn fails, it
+ * wrote err itself). */
+int pem_load_file(const char *path, const char *label, pem_object_fn fn, void *ctx,
+		  char *err, size_t errlen);
 
 #endif

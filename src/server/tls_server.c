@@ -8,6 +8,7 @@
 
 #include "fmt.h"
 #include "pem.h"
+#include "pem_key.h"
 #include "tls_io.h"
 
 struct tls_server_config {

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "pem.h"
+#include "pem_key.h"
 #include "pin.h"
 #include "tls_client.h"
 #include "unit.h"
