@@ -52,9 +52,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 enum role { R_NONE, R_RUNNER, R_LOCAL };
 
 #define IDS_MAX 512
-/* Bytes the script may feed in one run (repeats make volume cheap to ask
- * for, not to run): enough to pass every queue's mark. */
-#define VOLUME_MAX (2u << 20)
 #define SESSIONS_MAX 4
 
 static const int sock_errs[] = {ECONNRESET, EPIPE, ETIMEDOUT, ECONNREFUSED, EIO, ENETUNREACH};
@@ -235,19 +232,6 @@ static int on_connect(struct fz_sock *s)
 	return err;
 }
 
-/* Queue n bytes repeated for the program, within VOLUME_MAX. */
-static void push(struct fz_sock *s, const uint8_t *p, size_t n, size_t repeat)
-{
-	if (s == NULL || n == 0) {
-		return;
-	}
-	if (n * repeat > VOLUME_MAX - w.volume) {
-		repeat = (VOLUME_MAX - w.volume) / n;
-	}
-	w.volume += n * repeat;
-	fz_push(s, p, n, repeat, 0);
-}
-
 static size_t budget(uint8_t b)
 {
 	return b == 0xff ? SIZE_MAX : (size_t)b * 64;
@@ -282,13 +266,13 @@ static int step(void)
 	case 0: /* runner bytes */
 	case 1:
 		p = fz_in_take(in, fz_in_len(in), &n);
-		push(fz_pick(R_RUNNER, 0), p, n, 1);
+		fz_feed(fz_pick(R_RUNNER, 0), p, n, 1, &w.volume);
 		return 1;
 	case 2: /* runner bytes, repeated: volume without a large input */
 		n = fz_in_u8(in);
 		size_t times = (size_t)fz_in_u8(in) * 16 + 1;
 		p = fz_in_take(in, n, &n);
-		push(fz_pick(R_RUNNER, 0), p, n, times);
+		fz_feed(fz_pick(R_RUNNER, 0), p, n, times, &w.volume);
 		return 1;
 	case 3: /* a local service sends bytes (a datagram) */
 		s = fz_pick(R_LOCAL, fz_in_u8(in));
@@ -296,7 +280,7 @@ static int step(void)
 		if (s != NULL && s->type == SOCK_DGRAM) {
 			fz_push_dgram(s, p, n, 0);
 		} else {
-			push(s, p, n, op >> 4 == 0 ? 1 : (size_t)(op >> 4) * 1024);
+			fz_feed(s, p, n, op >> 4 == 0 ? 1 : (size_t)(op >> 4) * 1024, &w.volume);
 		}
 		return 1;
 	case 4: /* a local service ends its stream */

@@ -50,7 +50,6 @@ enum role { R_NONE, R_AGENT, R_PUBLIC, R_ADMIN };
 #define PORT_AGENTS 8001
 #define PORT_ADMIN 9100
 #define IDS_MAX 256
-#define VOLUME_MAX (2u << 20)
 
 static const int sock_errs[] = {ECONNRESET, EPIPE, ETIMEDOUT, ECONNREFUSED, EIO, ENETUNREACH};
 
@@ -200,18 +199,6 @@ static struct fz_sock *port_listener(uint16_t port)
 	return NULL;
 }
 
-static void push(struct fz_sock *s, const uint8_t *p, size_t n, size_t repeat)
-{
-	if (s == NULL || n == 0) {
-		return;
-	}
-	if (n * repeat > VOLUME_MAX - w.volume) {
-		repeat = (VOLUME_MAX - w.volume) / n;
-	}
-	w.volume += n * repeat;
-	fz_push(s, p, n, repeat, 0);
-}
-
 static void make_request(uint8_t op)
 {
 	snprintf(w.request, sizeof(w.request),
@@ -249,14 +236,14 @@ static int step(void)
 	case 1:
 		s = fz_pick(R_AGENT, fz_in_u8(in));
 		p = fz_in_take(in, fz_in_len(in), &n);
-		push(s, p, n, 1);
+		fz_feed(s, p, n, 1, &w.volume);
 		return 1;
 	case 2: /* an agent's bytes, repeated */
 		s = fz_pick(R_AGENT, fz_in_u8(in));
 		n = fz_in_u8(in);
 		size_t times = (size_t)fz_in_u8(in) * 16 + 1;
 		p = fz_in_take(in, n, &n);
-		push(s, p, n, times);
+		fz_feed(s, p, n, times, &w.volume);
 		return 1;
 	case 3: /* an agent connects */
 		s = port_listener(PORT_AGENTS);
@@ -274,7 +261,7 @@ static int step(void)
 	case 5: /* a public client's bytes */
 		s = fz_pick(R_PUBLIC, fz_in_u8(in));
 		p = fz_in_take(in, fz_in_len(in), &n);
-		push(s, p, n, op >> 4 == 0 ? 1 : (size_t)(op >> 4) * 1024);
+		fz_feed(s, p, n, op >> 4 == 0 ? 1 : (size_t)(op >> 4) * 1024, &w.volume);
 		return 1;
 	case 6: /* a peer ends its stream: agent, public or admin */
 	case 7: /* a peer's socket fails */
@@ -323,7 +310,7 @@ static int step(void)
 	case 13: /* a status client's bytes */
 		s = fz_pick(R_ADMIN, fz_in_u8(in));
 		p = fz_in_take(in, fz_in_len(in), &n);
-		push(s, p, n, 1);
+		fz_feed(s, p, n, 1, &w.volume);
 		return 1;
 	case 14: /* SIGTERM */
 		if ((op >> 4) == 0xe) {

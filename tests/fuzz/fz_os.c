@@ -152,6 +152,18 @@ void fz_push(struct fz_sock *s, const uint8_t *p, size_t n, size_t repeat, int f
 	s->in_n++;
 }
 
+void fz_feed(struct fz_sock *s, const uint8_t *p, size_t n, size_t repeat, size_t *volume)
+{
+	if (s == NULL || n == 0) {
+		return;
+	}
+	if (n * repeat > FZ_VOLUME_MAX - *volume) {
+		repeat = (FZ_VOLUME_MAX - *volume) / n;
+	}
+	*volume += n * repeat;
+	fz_push(s, p, n, repeat, 0);
+}
+
 void fz_push_dgram(struct fz_sock *s, const uint8_t *p, size_t n, uint8_t from)
 {
 	if (s == NULL || s->in_n == FZ_SLICES) {

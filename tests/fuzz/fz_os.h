@@ -115,6 +115,12 @@ struct fz_sock *fz_pick(int role, unsigned k);
 /* Queue bytes for the program to read. front: before what is queued. */
 void fz_push(struct fz_sock *s, const uint8_t *p, size_t n, size_t repeat, int front);
 void fz_push_dgram(struct fz_sock *s, const uint8_t *p, size_t n, uint8_t from);
+/* Bytes a script may feed in one run (repeats make volume cheap to ask
+ * for, not to run): enough to pass every queue's mark. */
+#define FZ_VOLUME_MAX (2u << 20)
+/* fz_push at the back, with repeat cut so that *volume (what the run fed
+ * so far) stays within FZ_VOLUME_MAX. */
+void fz_feed(struct fz_sock *s, const uint8_t *p, size_t n, size_t repeat, size_t *volume);
 /* Bytes queued and not read yet. */
 size_t fz_queued(const struct fz_sock *s);
 /* A new socket of the harness's own (a listener's backlog entry is
