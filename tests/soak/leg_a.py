@@ -9,7 +9,7 @@ import time
 import zlib
 
 from workload import (CHUNK, HANG_S, HDR, MAGIC, M_RESET, M_RR, M_SLOW_CLIENT, M_SLOW_SVC,
-                      TOKEN, Stream, faults, now, size_pick, stats, wait_for)
+                      TOKEN, Stream, faults, now, send_all, size_pick, stats, wait_for)
 
 
 # Called with a tag when a stream hangs or is corrupt, while the state that
@@ -35,9 +35,14 @@ def public_stream(port, seed, up, down, mode, rounds=0):
 
         def writer():
             try:
-                c.sendall(HDR.pack(MAGIC, seed, up, down, mode, 0))
+                send_all(c, HDR.pack(MAGIC, seed, up, down, mode, 0))
                 while payload.pos < up:
-                    c.sendall(payload.take(CHUNK))
+                    held = send_all(c, payload.take(CHUNK))
+                    stats.high("A.held_most", held)
+                    if held > 1.0:  # (where a 1 s sendall() timeout would give up)
+                        stats.add("A.held_back")
+                        if not faults.overlaps("A", now() - held, now()):
+                            stats.add("A.held_back_nofault")
                 # No shutdown(SHUT_WR): the tunnel has no half-close (a
                 # client's FIN becomes CLOSE, which ends both directions).
                 # The service knows the length and closes when done.
@@ -54,7 +59,8 @@ def public_stream(port, seed, up, down, mode, rounds=0):
                 d = c.recv(4096 if mode & M_SLOW_CLIENT else 262144)
             except socket.timeout:
                 if now() - last > HANG_S:
-                    return "hang", payload.pos, expect.pos, start
+                    why = "hang" if result["err"] is None else "hang (writer: %r)" % result["err"]
+                    return why, payload.pos, expect.pos, start
                 continue
             except OSError:
                 break
@@ -83,10 +89,10 @@ def public_stream(port, seed, up, down, mode, rounds=0):
 
 def public_rounds(c, seed, up, down, rounds, start):
     try:
-        c.sendall(HDR.pack(MAGIC, seed, up, down, M_RR, rounds))
+        send_all(c, HDR.pack(MAGIC, seed, up, down, M_RR, rounds))
         total_up = total_down = 0
         for r in range(rounds):
-            c.sendall(Stream(seed * 1000 + r, up).take(up))
+            send_all(c, Stream(seed * 1000 + r, up).take(up))
             total_up += up
             expect = Stream(seed * 1000 + r + 500, down)
             last = now()
@@ -143,7 +149,7 @@ def leg_a_streams(port, until, rng, rr=False):
             stats.fail("A: %s seed %d (up %d, down %d, mode %d): %s after %d/%d bytes" % (
                 kind, seed, up, down, mode, outcome, nu, nd))
             for hook in ON_TROUBLE:
-                hook("%s-%d" % (outcome, seed))
+                hook("%s-%d" % (outcome.split()[0], seed))
 
 
 def leg_a_udp(port, until, rng):

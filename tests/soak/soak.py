@@ -60,6 +60,16 @@ import fake_runner as fr  # noqa: E402 (on the path workload set)
 # --------------------------------------------------------------------------
 # resources
 
+def pause_meter(stop):
+    """The longest a 10 ms sleep of this process overran (load, steal time,
+    the interpreter's lock): what a hold in the tunnel is read against."""
+    last = now()
+    while not stop.wait(0.01):
+        t = now()
+        stats.high("machine_pause", t - last - 0.01)
+        last = t
+
+
 class Sampler:
     def __init__(self, procs, path, period):
         self.procs = procs
@@ -161,7 +171,7 @@ def main(argv):
     def trouble(tag):
         """Keep what the server and agent A know at the moment of a hang."""
         try:
-            os.kill(agent_a.pid(), signal.SIGUSR1)  # its connections, into its log
+            os.kill(agent_a.pid, signal.SIGUSR1)  # its connections, into its log
         except OSError:
             pass
         try:
@@ -193,6 +203,7 @@ def main(argv):
         print("soak: idle at start: " + ", ".join("%s %d fds %d KiB" % (n, v[0], v[1])
                                                  for n, v in idle.items()), flush=True)
         sampler.start()
+        threading.Thread(target=pause_meter, args=(sampler.stop,), daemon=True, name="pauses").start()
         until = now() + duration
         workers = [threading.Thread(target=leg_a_streams, args=(p_tcp, until, random.Random(rng.random())),
                                     daemon=True) for _ in range(6)]
@@ -280,6 +291,10 @@ def report(args, seed, sampler, idle, end, problems):
               c.get("A.bytes_up", 0), c.get("A.bytes_down", 0), c.get("A.udp_sent", 0),
               c.get("A.udp_back", 0), c.get("A.churn", 0), c.get("A.churn_refused", 0),
               c.get("A.local_resets", 0), c.get("A.garbage_conns", 0)))
+    print("    upload chunks (64 KiB) held back over 1 s: %d (%d with no fault), longest %.1f s; "
+          "longest stall of a 10 ms sleep here: %.2f s" % (
+              c.get("A.held_back", 0), c.get("A.held_back_nofault", 0), c.get("A.held_most", 0),
+              c.get("machine_pause", 0)))
     print("    faults: restart %d, abort %d, freeze %d, garbage bursts %d" % (
         c.get("A.fault_restart", 0), c.get("A.fault_abort", 0), c.get("A.fault_freeze", 0),
         c.get("A.fault_garbage", 0)))

@@ -72,6 +72,11 @@ class Stats:
         with self.lock:
             self.c[key] += n
 
+    def high(self, key, v):
+        """Keep the largest v seen under key."""
+        with self.lock:
+            self.c[key] = max(self.c[key], v)
+
     def fail(self, why):
         with self.lock:
             if len(self.failures) < 50:
@@ -171,6 +176,25 @@ def sample(pid):
     except OSError:
         pass
     return None
+
+
+def send_all(c, data):
+    """sendall() bounded by progress, not by total time: the tunnel may hold
+    a stream back for seconds (another connection's slow service pauses
+    the WebSocket, up to the stall timeout), which is backpressure, not a
+    hang. Raises socket.timeout after HANG_S with no byte taken. Returns
+    the seconds it took."""
+    view, start = memoryview(data), now()
+    last = start
+    while view:
+        try:
+            n = c.send(view)
+        except socket.timeout:
+            if now() - last > HANG_S:
+                raise
+            continue
+        view, last = view[n:], now()
+    return now() - start
 
 
 def wait_for(pred, timeout, step=0.05):
