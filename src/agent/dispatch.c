@@ -19,6 +19,11 @@ void dispatch_free(struct dispatch *d)
 	buf_free(&d->stage);
 }
 
+void dispatch_trim(struct dispatch *d)
+{
+	buf_trim(&d->stage);
+}
+
 static void hand_over(struct dispatch *d)
 {
 	struct tunnel_msg m = d->staged;

@@ -34,6 +34,8 @@ extern const struct ws_rx dispatch_rx;
 
 void dispatch_init(struct dispatch *d, struct conn_table *conns);
 void dispatch_free(struct dispatch *d);
+/* Give back the staging buffer a burst grew, if it holds nothing. */
+void dispatch_trim(struct dispatch *d);
 /* Hand staged TCP bytes to their connection (after ws_recv). A datagram
  * still arriving stays: it goes whole when its message ends. */
 void dispatch_flush(struct dispatch *d);

@@ -50,6 +50,8 @@ struct session {
 	uint64_t deadline_ms;    /* handshake or close deadline */
 	uint64_t last_rx_ms;     /* last byte from the runner */
 	uint64_t ping_sent_ms;   /* our keepalive ping, 0 if none outstanding */
+	uint64_t last_bulk_ms;   /* a read or write of BUF_FIRST or more */
+	int grown;               /* ... since the buffers were last trimmed */
 	uint64_t open_ms;        /* when the tunnel opened */
 };
 
@@ -250,7 +252,7 @@ static int may_read_local(const struct session *s)
 }
 
 /* Write framed bytes to the transport. 1 if any moved. */
-static int flush_out(struct session *s)
+static int flush_out(struct session *s, uint64_t now)
 {
 	size_t len;
 	const uint8_t *p = buf_data(&s->ws.out, &len);
@@ -261,6 +263,10 @@ static int flush_out(struct session *s)
 		n = transport_write(&s->tr, p, len);
 		if (n > 0) {
 			buf_consume(&s->ws.out, (size_t)n);
+			if ((size_t)n >= BUF_FIRST) {
+				s->last_bulk_ms = now;
+				s->grown = 1;
+			}
 			moved = 1;
 		} else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 			end(s, LOG_WARN, "lost", transport_strerror(&s->tr, errno));
@@ -288,6 +294,10 @@ static int fill_in(struct session *s, uint64_t now)
 		buf_commit(&s->ws.in, (size_t)n);
 		s->last_rx_ms = now;
 		s->ping_sent_ms = 0;
+		if ((size_t)n >= BUF_FIRST) {
+			s->last_bulk_ms = now;
+			s->grown = 1;
+		}
 		return 1;
 	}
 	if (n == 0) {
@@ -323,7 +333,7 @@ static void pump(struct session *s, uint64_t now)
 			moved = 1;
 		}
 		if (s->state == ST_UPGRADING) {
-			moved |= flush_out(s);
+			moved |= flush_out(s, now);
 			moved |= fill_in(s, now);
 			read_upgrade(s, now);
 			if (s->state != ST_OPEN) {
@@ -360,7 +370,7 @@ static void pump(struct session *s, uint64_t now)
 			return;
 		}
 		moved |= f;
-		moved |= flush_out(s);
+		moved |= flush_out(s, now);
 		if (s->state == ST_ENDED) {
 			return;
 		}
@@ -402,9 +412,6 @@ static void session_timers(struct session *s, uint64_t now, uint64_t *next)
 		uint64_t ping_at = s->last_rx_ms + cfg->ping_interval_ms;
 		if (s->ping_sent_ms == 0 && now >= ping_at) {
 			log_debug("runner idle, sending ping");
-			/* Quiet for a ping interval: give back the buffers a
-			 * burst grew (those still holding bytes stay). */
-			ws_trim(&s->ws);
 			ws_send_ping(&s->ws);
 			s->ping_sent_ms = now;
 		}
@@ -418,6 +425,20 @@ static void session_timers(struct session *s, uint64_t now, uint64_t *next)
 			}
 		} else if (ping_at < *next) {
 			*next = ping_at;
+		}
+	}
+	if (s->grown) {
+		/* No bulk for a while: give back the buffers a burst grew
+		 * (those still holding bytes stay). The runner's pings keep
+		 * the tunnel busy, so this cannot wait for our own ping. */
+		uint64_t quiet_at = s->last_bulk_ms + TC_IDLE_RELEASE_MS;
+		if (now >= quiet_at) {
+			ws_trim(&s->ws);
+			dispatch_trim(&s->dispatch);
+			transport_trim(&s->tr);
+			s->grown = 0;
+		} else if (quiet_at < *next) {
+			*next = quiet_at;
 		}
 	}
 	if (s->deadline_ms != 0) {
