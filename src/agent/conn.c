@@ -378,9 +378,11 @@ static void on_events(struct conn_table *t, struct conn *c, short rev, uint64_t 
 		return;
 	}
 	if (c->state == CONN_LINGER) {
+		/* An error reported by poll ends it too: what recv says may not
+		 * clear it, and poll would report it again at once. */
 		char sink[4096];
 		ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-		if (n == 0 || (n < 0 && !would_block(errno))) {
+		if (n == 0 || (n < 0 && !would_block(errno)) || (rev & POLLERR)) {
 			finish(t, c, 0, "drained");
 		}
 		return;

@@ -256,7 +256,8 @@ void public_on_events(void *owner, short revents, uint64_t now)
 	if (p->state == PUB_SHUT) {
 		char drop[4096];
 		ssize_t n = recv(p->fd, drop, sizeof(drop), 0);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+		    (revents & POLLERR)) { /* (as the agent's lingering connection) */
 			finish(p, 0, LOG_DEBUG, "closed by the agent");
 		}
 		return;
