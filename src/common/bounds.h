@@ -23,7 +23,7 @@
 /* TLS records read from (written to) the socket in one call. */
 #define TC_TLS_STAGE (128 * 1024)
 /* The tunnel's buffers a burst grew (WebSocket, TLS staging) are given
- * back once no bulk has moved for this long. */
+ * back once no bulk has moved for this long (agent and tunnel-server). */
 #define TC_IDLE_RELEASE_MS 5000
 /* Runner->local bytes queued for one connection before the tunnel stops
  * reading the WebSocket (head-of-line; bounded by the stall timeout). */
@@ -86,8 +86,6 @@
 /* A public connection the client closed: in-flight DATA from the agent is
  * still written for this long, then the socket closes. */
 #define TS_LINGER_MS 1000
-/* Idle agent buffers (WebSocket and TLS staging) are returned after this. */
-#define TS_IDLE_RELEASE_MS 5000
 /* Timers of agents are checked at least this often. */
 #define TS_TIMER_TICK_MS 250
 /* Connections accepted per wake-up of a listener, and how long a listener

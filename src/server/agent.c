@@ -378,7 +378,7 @@ void agent_timers(struct agent *a, uint64_t now, uint64_t *next)
 		}
 		/* An agent without data gives large buffers back (many
 		 * idle agents); pings keep only small ones. */
-		if (now >= a->last_bulk_ms + TS_IDLE_RELEASE_MS) {
+		if (now >= a->last_bulk_ms + TC_IDLE_RELEASE_MS) {
 			ws_trim(&a->ws);
 			buf_free(&a->udp);
 			transport_trim(&a->tr);
