@@ -251,6 +251,16 @@ static int may_read_local(const struct session *s)
 	       buf_len(&s->ws.out) + transport_pending_out(&s->tr) < TC_OUT_HWM;
 }
 
+/* A transfer of n bytes either way: a large one grows the buffers, which
+ * session_timers gives back once bulk stops. */
+static void note_bulk(struct session *s, size_t n, uint64_t now)
+{
+	if (n >= BUF_FIRST) {
+		s->last_bulk_ms = now;
+		s->grown = 1;
+	}
+}
+
 /* Write framed bytes to the transport. 1 if any moved. */
 static int flush_out(struct session *s, uint64_t now)
 {
@@ -263,10 +273,7 @@ static int flush_out(struct session *s, uint64_t now)
 		n = transport_write(&s->tr, p, len);
 		if (n > 0) {
 			buf_consume(&s->ws.out, (size_t)n);
-			if ((size_t)n >= BUF_FIRST) {
-				s->last_bulk_ms = now;
-				s->grown = 1;
-			}
+			note_bulk(s, (size_t)n, now);
 			moved = 1;
 		} else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 			end(s, LOG_WARN, "lost", transport_strerror(&s->tr, errno));
@@ -294,10 +301,7 @@ static int fill_in(struct session *s, uint64_t now)
 		buf_commit(&s->ws.in, (size_t)n);
 		s->last_rx_ms = now;
 		s->ping_sent_ms = 0;
-		if ((size_t)n >= BUF_FIRST) {
-			s->last_bulk_ms = now;
-			s->grown = 1;
-		}
+		note_bulk(s, (size_t)n, now);
 		return 1;
 	}
 	if (n == 0) {

@@ -22,8 +22,9 @@
 #define TC_STAGE_CAP (512 * 1024)
 /* TLS records read from (written to) the socket in one call. */
 #define TC_TLS_STAGE (128 * 1024)
-/* The tunnel's buffers a burst grew (WebSocket, TLS staging) are given
- * back once no bulk has moved for this long (agent and tunnel-server). */
+/* The buffers a burst grew (WebSocket, the agent's message staging, TLS
+ * staging) are given back once no bulk has moved for this long (agent and
+ * tunnel-server). */
 #define TC_IDLE_RELEASE_MS 5000
 /* Runner->local bytes queued for one connection before the tunnel stops
  * reading the WebSocket (head-of-line; bounded by the stall timeout). */

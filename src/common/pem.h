@@ -1,8 +1,9 @@
 /* pem: PEM files into what BearSSL needs (trust anchors, a certificate
- * chain; the private key is pem_key.h's). Start-up code: on a problem, the load functions
- * fill err with one line that starts with the caller's label (for example
- * "--ca-file /etc/x.pem") and return -1. Everything returned is on the heap
- * and owned by the caller until the matching _free. */
+ * chain; the private key is pem_key.h's). Start-up code: on a problem, the
+ * load functions fill err with one line that starts with the caller's
+ * label (for example "--ca-file /etc/x.pem") and return -1. Everything
+ * returned is on the heap and owned by the caller until the matching
+ * _free. */
 #ifndef PEM_H
 #define PEM_H
 
