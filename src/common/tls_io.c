@@ -20,6 +20,7 @@ void tls_io_fail(struct tls_io *io, int err, const char *msg)
 {
 	int e = br_ssl_engine_last_error(io->eng);
 	int refused = msg != NULL; /* the peer hung up, or sent an alert */
+	const char *about = NULL;  /* what the peer did, after its name */
 	char *m = io->errmsg;
 	size_t cap = sizeof(io->errmsg);
 
@@ -30,10 +31,19 @@ void tls_io_fail(struct tls_io *io, int err, const char *msg)
 	io->fail_errno = err;
 	if (msg == NULL && err != EPROTO) {
 		msg = strerror(err);
+	} else if (msg == NULL && e < BR_ERR_RECV_FATAL_ALERT && !io->hs_done && io->not_tls) {
+		about = "is not speaking TLS (ws:// at one end, wss:// at the other?)";
+	} else if (msg == NULL && e > BR_ERR_OK && e < BR_ERR_RECV_FATAL_ALERT && io->hs_done &&
+		   e != BR_ERR_BAD_MAC) {
+		/* The record layer after the handshake: a damaged stream,
+		 * not the version or size problem BearSSL's code names. */
+		about = "sent a corrupt TLS record";
 	} else if (msg == NULL) {
 		msg = tls_profile_error(e);
 	}
-	if (msg != NULL) {
+	if (about != NULL) {
+		fmt_snprintf(m, cap, "%s %s", io->peer, about);
+	} else if (msg != NULL) {
 		fmt_snprintf(m, cap, "%s", msg);
 	} else if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT + 256) {
 		unsigned a = (unsigned)e & 255;
@@ -230,6 +240,12 @@ static int pump_recv(struct tls_io *io)
 		}
 		if ((size_t)n < room) {
 			io->readable = 0; /* drained: wait for poll */
+		}
+		if (!io->heard) {
+			/* A TLS peer starts with a handshake record or an alert
+			 * (HTTP starts with a letter). */
+			io->heard = 1;
+			io->not_tls = dst[0] != 22 && dst[0] != 21;
 		}
 		buf_commit(&io->rin, (size_t)n);
 	}

@@ -103,10 +103,16 @@ void agent_read_request(struct agent *a, uint64_t now)
 		admit(a, req, used, now);
 		break;
 	case HS_ERR_TOO_BIG:
-		refuse(a, 431, "Request Header Fields Too Large", hs_strerror(r));
+		refuse(a, 431, "Request Header Fields Too Large", "request header too large");
 		break;
 	case HS_ERR_VERSION:
 		refuse(a, 426, "Upgrade Required", hs_strerror(r));
+		break;
+	case HS_ERR_NOT_HTTP:
+		/* A TLS handshake record: a wss:// agent on a plain listener. */
+		refuse(a, 400, "Bad Request",
+		       p[0] == 22 ? "a TLS handshake on a plain ws:// listener (the agent dials wss://)"
+				  : "not an HTTP request");
 		break;
 	default:
 		refuse(a, 400, "Bad Request", hs_strerror(r));

@@ -1090,9 +1090,38 @@ def test_plain_agent_on_a_wss_listener_is_dropped(pki, start_server, start_agent
     srv = start_server("--tls-cert", pki.ec.cert, "--tls-key", pki.ec.key, *expose_args(spec))
     plain = start_agent(srv.url.replace("wss://", "ws://"), "--max-reconnect", "1", cid=AGENT)
     assert plain.wait(T(10)) == 1, su.tail(plain.log())
+    assert srv.wait_log("agent is not speaking TLS (ws:// at one end, wss:// at the other?)",
+                        T(5)), su.tail(srv.log())
     start_agent(srv.url, "--ca-file", pki.root.cert, "--tls-server-name", "localhost", cid=AGENT)
     srv.wait_agent(AGENT, T(10))
     echo_check(pub, b"over TLS")
+
+
+def test_wss_agent_on_a_plain_listener_both_say_why(pki, start_server, start_agent):
+    """The other mismatch: a wss:// agent dialing a plain listener. The
+    server refuses its ClientHello naming the mistake (not "not an HTTP
+    request"), and the agent, which gets a plain HTTP answer, says the
+    runner is not speaking TLS (not a TLS version problem)."""
+    srv = start_server()
+    a = start_agent(srv.url.replace("ws://", "wss://"), "--ca-file", pki.root.cert,
+                    "--tls-server-name", "localhost", "--max-reconnect", "1", cid=AGENT)
+    assert a.wait(T(10)) == 1, su.tail(a.log())
+    assert "runner is not speaking TLS (ws:// at one end, wss:// at the other?)" in a.log(), \
+        su.tail(a.log())
+    assert "TLS 1.2" not in a.log(), su.tail(a.log())
+    assert srv.wait_log('reason="a TLS handshake on a plain ws:// listener (the agent dials wss://)"',
+                        T(5)), su.tail(srv.log())
+    srv.assert_alive()
+
+
+def test_request_that_is_not_http_is_refused_in_words(start_server):
+    """Bytes that are neither HTTP nor TLS: 400, and the log says what the
+    server expected (a request, not a response)."""
+    srv = start_server()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=T(5)) as s:
+        s.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 400 ")
+    assert srv.wait_log('reason="not an HTTP request"', T(5)), su.tail(srv.log())
 
 
 # ---------------------------------------------------------------------------
