@@ -15,7 +15,8 @@ CFLAGS_FZ := -O1 $(SAN) -fsanitize=fuzzer-no-link -std=c11 -D_GNU_SOURCE -Wall -
 
 # Targets on the agent's modules, and on the server's (their headers share
 # names: config.h).
-AGENT_TARGETS := fuzz_parsers fuzz_agent fuzz_proxy fuzz_allow fuzz_agent_options fuzz_resolve fuzz_tls_client
+AGENT_TARGETS := fuzz_parsers fuzz_agent fuzz_proxy fuzz_allow fuzz_agent_options fuzz_resolve fuzz_tls_client \
+                 fuzz_tls_session
 SERVER_TARGETS := fuzz_server fuzz_hs_request fuzz_http fuzz_server_config fuzz_token_file
 TARGETS := $(AGENT_TARGETS) $(SERVER_TARGETS)
 
@@ -51,8 +52,13 @@ $(FZ)/%.o: tests/fuzz/%.c tests/fuzz/*.h
 
 HELPERS := $(FZ)/fz_os.o $(FZ)/fz_sock.o $(FZ)/fz_frames.o
 
+# fuzz_tls_session runs the server's half of TLS against the agent's.
+$(FZ)/agent/fuzz_tls_session.o: CFLAGS_FZ += -idirafter src/server
+$(BUILD)/fuzz_tls_session: EXTRA_O := $(FZ)/os/server/tls_server.o
+$(BUILD)/fuzz_tls_session: $(FZ)/os/server/tls_server.o
+
 $(addprefix $(BUILD)/,$(AGENT_TARGETS)): $(BUILD)/%: $(FZ)/agent/%.o $(HELPERS) $(FZ)/libagent.a $(FZ)/libcommon.a $(LIBS)
-	clang $(SAN) -fsanitize=fuzzer -o $@ $< $(HELPERS) -Wl,--start-group $(FZ)/libagent.a \
+	clang $(SAN) -fsanitize=fuzzer -o $@ $< $(HELPERS) $(EXTRA_O) -Wl,--start-group $(FZ)/libagent.a \
 		$(FZ)/libcommon.a $(LIBS) -Wl,--end-group
 $(addprefix $(BUILD)/,$(SERVER_TARGETS)): $(BUILD)/%: $(FZ)/server/%.o $(HELPERS) $(FZ)/libserver.a $(FZ)/libcommon.a $(LIBS)
 	clang $(SAN) -fsanitize=fuzzer -o $@ $< $(HELPERS) -Wl,--start-group $(FZ)/libserver.a \

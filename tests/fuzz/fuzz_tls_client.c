@@ -21,15 +21,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "config.h"
-#include "fz_args.h"
-#include "fz_file.h"
-#include "fz_frames.h"
 #include "fz_os.h"
-#include "log.h"
+#include "fz_tls.h"
 #include "tls_client.h"
 #include "tls_io.h"
-#include "url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -54,23 +49,9 @@ static struct tls_config *tc;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const char *const vars[] = {"SSL_CERT_FILE", "TLS_SERVER_NAME", "TLS_PIN",
-					   "TLS_CERT", "TLS_KEY", "TLS_INSECURE"};
 	static char path[32];
-	static struct config cfg;
-	static struct url url;
-	char *args[] = {"tunnel-client", "--runner-url", "wss://runner.test/", "--container-id",
-			"c0ffee", "--ca-file", path, "--log-level", "error"};
-	char err[256];
 
-	fz_env_clear(vars, FZ_COUNT(vars));
-	fz_file(0, ca_pem, sizeof(ca_pem) - 1, path);
-	if (config_parse(&cfg, (int)FZ_COUNT(args), args, err, sizeof(err)) != CONFIG_RUN ||
-	    url_parse(cfg.runner_url, &url, err, sizeof(err)) != 0 ||
-	    tls_client_config_load(&tc, &cfg, &url, err, sizeof(err)) != 0) {
-		fz_fail(err);
-	}
-	log_set_level(LOG_ERROR);
+	tc = fz_tls_client_config(ca_pem, path);
 	return 0;
 }
 

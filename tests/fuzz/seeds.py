@@ -372,6 +372,48 @@ def tls_client_seeds():
             "alert": b"\x01" + record(21, b"\x02\x28")}
 
 
+def tls_session_seeds():
+    """Scripts on an established session (fuzz_tls_session.c): op = what
+    | end << 4 | size class << 5; end 0 the agent, 1 the server."""
+    def op(what, end=0, cls=0):
+        return bytes([what | end << 4 | cls << 5])
+
+    def write(end, data, cls=0):
+        return op(0, end, cls) + bytes([len(data)]) + data
+
+    def deliver_all(end):
+        return op(1, end, 7) + b"\0"
+
+    def poll(end):
+        return op(11, end)
+
+    echo = (write(0, b"GET /ws HTTP/1.1") + deliver_all(0) + poll(1)
+            + write(1, b"HTTP/1.1 101 ok") + deliver_all(1) + poll(0))
+    bulk = (op(7, 1, 0) + b"\x40" + write(0, bytes(range(200)), 6) + poll(0)
+            + b"".join(op(1, 0, 3) + b"\x10" + poll(1) for _ in range(8)) + op(7, 1, 7) + b"\0")
+    tamper = write(1, b"frame bytes" * 10) + op(2, 1) + b"\x00\x07\x01" + deliver_all(1) + poll(0)
+    drop = write(0, b"abc" * 30) + op(3, 0) + b"\x04" + deliver_all(0) + poll(1)
+    slip = op(4, 1) + b"\x0a\x17\x03\x03\x00\x05hello" + write(1, b"xyz") + deliver_all(1) + poll(0)
+    close = write(0, b"last words") + op(5, 0) + deliver_all(0) + poll(1) + deliver_all(1) + poll(0)
+    reneg = op(9, 1) + deliver_all(1) + poll(0) + deliver_all(0) + poll(1)
+    client_reneg = op(9, 0) + deliver_all(0) + poll(1) + deliver_all(1) + poll(0)
+    reset = write(1, b"data" * 40) + op(6, 0, 1) + deliver_all(1) + poll(0)
+    trim = echo + op(8, 0) + op(8, 1) + echo
+    # A slow application: 100 bytes a turn, its engine and staging buffer
+    # left holding records when it gives its buffers back.
+    slow = (op(10, 0) + b"\x63" + write(1, bytes(range(250)), 3) + deliver_all(1) + poll(0)
+            + op(8, 0) + poll(0) + op(8, 0))
+    seeds = {}
+    for k, suite in enumerate(("aes128", "aes256", "chacha")):
+        seeds["echo_" + suite] = bytes([k]) + echo
+        seeds["bulk_" + suite] = bytes([k]) + bulk
+    for name, script in (("tamper", tamper), ("drop", drop), ("slip", slip), ("close", close),
+                         ("reneg", reneg), ("client_reneg", client_reneg), ("reset", reset),
+                         ("trim", trim), ("slow", slow)):
+        seeds[name] = b"\0" + script
+    return seeds
+
+
 def all_agent_seeds():
     s = agent_seeds()
     agent_status_seeds(s)
@@ -391,6 +433,7 @@ TARGETS = {
     "fuzz_resolve": resolve_seeds,
     "fuzz_parsers": parsers_seeds,
     "fuzz_tls_client": tls_client_seeds,
+    "fuzz_tls_session": tls_session_seeds,
 }
 
 
