@@ -98,7 +98,7 @@ static const uint16_t suites[] = {
 	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 };
-#define N_SESSIONS (sizeof(suites) / sizeof(suites[0]))
+#define N_SUITES (sizeof(suites) / sizeof(suites[0]))
 
 static struct {
 	struct fz_in in;
@@ -118,7 +118,7 @@ static struct {
 	struct tls_io *io[2];
 	uint8_t *saved[2];
 	size_t size[2];
-} conns[N_SESSIONS];
+} conns[N_SUITES];
 
 /* ---- the wire ---- */
 
@@ -163,6 +163,7 @@ static void check_read(struct end *e, const uint8_t *p, size_t n)
 	e->got += n;
 }
 
+/* A failed end must say why. */
 static void check_failure(const struct end *e)
 {
 	const char *why = tls_io_strerror(e->io);
@@ -217,7 +218,7 @@ static int pump(struct end *e)
 	return progress(e) != before;
 }
 
-/* e writes n bytes: p repeated to fill the scratch, taken as it goes. */
+/* e writes total bytes: p[0..n) over and over, as much as it takes. */
 static void write_app(struct end *e, const uint8_t *p, size_t n, size_t total)
 {
 	size_t fill = total < sizeof(w.scratch) ? total : sizeof(w.scratch);
@@ -442,7 +443,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (tls_server_config_load(&server_cfg, cert_path, key_path, err, sizeof(err)) != 0) {
 		fz_fail(err);
 	}
-	for (size_t k = 0; k < N_SESSIONS; k++) {
+	for (size_t k = 0; k < N_SUITES; k++) {
 		handshake(k);
 	}
 	return 0;
@@ -453,7 +454,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0) {
 		return 0;
 	}
-	restore(data[0] % N_SESSIONS);
+	restore(data[0] % N_SUITES);
 	w.in.p = data + 1;
 	w.in.n = size - 1;
 	w.in.off = 0;
