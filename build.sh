@@ -9,7 +9,7 @@
 #   ./build.sh sanitize                  unit + integration tests under ASan/UBSan (glibc gcc)
 #   ./build.sh valgrind                  integration tests with the agent under valgrind
 #   ./build.sh fuzz [-- TARGET...]       libFuzzer, every tests/fuzz target ($FUZZ_SECONDS each, default 30)
-#   ./build.sh soak [MINUTES]            agent + tunnel-server under random load and faults (default 2)
+#   ./build.sh soak [MINUTES] [-- --tls] agent + tunnel-server under random load and faults (default 2)
 #   ./build.sh demo                      run the agent against a local runner stand-in
 #   ./build.sh demo-server               tunnel-server + the agent: fetch a page through a public port
 #   ./build.sh bench [--compare AGENT]   benchmark the agent (side by side with AGENT)

@@ -3,6 +3,7 @@ the local services, and the faults injected into the server (see soak.py)."""
 import random
 import signal
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -202,12 +203,20 @@ def leg_a_churn(port, until, rng):
         time.sleep(rng.uniform(0, 0.05))
 
 
-def garbage_burst(listen_port, rng):
-    """Junk at S: raw bytes, bad upgrades, a rogue agent sending junk frames."""
+def garbage_burst(listen_port, rng, tls):
+    """Junk at S: raw bytes, bad upgrades, a rogue agent sending junk frames.
+    On a wss:// listener, half the connections send it inside TLS (which
+    is not verified), the rest raw, before any handshake."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
     for _ in range(rng.randint(3, 12)):
         try:
             c = socket.create_connection(("127.0.0.1", listen_port), timeout=5)
             c.settimeout(2)
+            if tls and rng.random() < 0.5:
+                c = ctx.wrap_socket(c, server_hostname="localhost")
+                stats.add("A.garbage_in_tls")
             kind = rng.randrange(4)
             if kind == 0:
                 c.sendall(rng.randbytes(rng.randint(1, 5000)))
@@ -241,7 +250,7 @@ def garbage_burst(listen_port, rng):
 KINDS_A = []
 
 
-def fault_a(server, listen, rng):
+def fault_a(server, listen, rng, tls):
     if not KINDS_A:
         KINDS_A.extend(["restart", "abort", "freeze", "garbage"])
         rng.shuffle(KINDS_A)
@@ -262,7 +271,7 @@ def fault_a(server, listen, rng):
             time.sleep(rng.uniform(2, 8))
             server.proc.send_signal(signal.SIGCONT)
         else:
-            garbage_burst(listen, rng)
+            garbage_burst(listen, rng, tls)
             if not server.alive():
                 stats.fail("A: tunnel-server died after a burst of garbage")
                 server.start()

@@ -36,7 +36,11 @@ than 25 % + 1 MiB; descriptors: more than 8 + 25 %), and if, once the
 workload stopped and everything drained, an agent or S holds more
 descriptors than it did idle at the start.
 
-usage: soak.py --minutes M --agent PATH --server PATH [--out DIR] [--seed N]
+With --tls, leg A runs over wss://: tunnel-server with a self-signed
+certificate made by the openssl CLI, agent A verifying it; the garbage
+bursts then come both raw (before any handshake) and inside TLS.
+
+usage: soak.py --minutes M --agent PATH --server PATH [--out DIR] [--seed N] [--tls]
 Exit status 0 when every check passed; the summary is printed either way.
 """
 import argparse
@@ -45,6 +49,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -101,6 +106,16 @@ class Sampler:
             self.take()
 
 
+def self_signed(out):
+    """A P-256 certificate for localhost and its key, made with openssl."""
+    cert, key = os.path.join(out, "soak-cert.pem"), os.path.join(out, "soak-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    return cert, key
+
+
 def median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2] if xs else 0
@@ -136,6 +151,7 @@ def main(argv):
     ap.add_argument("--server", required=True)
     ap.add_argument("--out", default="build/soak")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--tls", action="store_true", help="leg A over wss://")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -145,7 +161,8 @@ def main(argv):
     for f in os.listdir(args.out):
         if f.endswith(".log"):
             os.unlink(os.path.join(args.out, f))
-    print("soak: %.1f min, seed %d, output in %s" % (args.minutes, seed, args.out), flush=True)
+    print("soak: %.1f min, seed %d, leg A over %s, output in %s" % (
+        args.minutes, seed, "wss://" if args.tls else "ws://", args.out), flush=True)
 
     svc = StreamService()
     udp = UdpEcho()
@@ -153,16 +170,23 @@ def main(argv):
     admin = fr.free_port()
     p_tcp = fr.free_port()
     p_udp = fr.free_port(kind=socket.SOCK_DGRAM)
+    tls_server, tls_agent = [], []
+    if args.tls:
+        cert, key = self_signed(args.out)
+        tls_server = ["--tls-cert", cert, "--tls-key", key]
+        tls_agent = ["--ca-file", cert, "--tls-server-name", "localhost"]
     server = Proc("server", [args.server, "--listen", "127.0.0.1:%d" % listen, "--token", TOKEN,
                              "--expose", "tcp:127.0.0.1:%d=soak-a:%d" % (p_tcp, svc.port),
                              "--expose", "udp:127.0.0.1:%d=soak-a:%d" % (p_udp, udp.port),
                              "--ping-interval", "3", "--ping-timeout", "3",
                              "--udp-idle-timeout", "5", "--admin", "127.0.0.1:%d" % admin,
-                             "--log-level", "info"], args.out)
+                             "--log-level", "info"] + tls_server, args.out)
     agent_opts = ["--reconnect-delay", "0.2", "--max-reconnect-delay", "1", "--ping-interval", "3",
                   "--ping-timeout", "3", "--udp-idle-timeout", "5", "--log-level", "info"]
-    agent_a = Proc("agent-a", [args.agent, "--runner-url", "ws://127.0.0.1:%d" % listen,
-                               "--container-id", "soak-a", "--token", TOKEN] + agent_opts, args.out)
+    agent_a = Proc("agent-a", [args.agent, "--runner-url",
+                               "%s://127.0.0.1:%d" % ("wss" if args.tls else "ws", listen),
+                               "--container-id", "soak-a", "--token", TOKEN] + tls_agent + agent_opts,
+                   args.out)
     runner = fr.FakeRunner()
     agent_b = Proc("agent-b", [args.agent, "--runner-url", runner.url, "--container-id", "soak-b"]
                    + agent_opts, args.out)
@@ -224,7 +248,7 @@ def main(argv):
             time.sleep(rng.uniform(15, 40) if duration > 300 else rng.uniform(10, 25))
             if now() >= until:
                 break
-            fault_a(server, listen, rng)
+            fault_a(server, listen, rng, args.tls)
             if not agent_a.alive() or not agent_b.alive():
                 problems.append("an agent died: A rc %s, B rc %s" % (agent_a.proc.poll(), agent_b.proc.poll()))
                 break
@@ -283,14 +307,14 @@ def report(args, seed, sampler, idle, end, problems):
         failures = list(stats.failures)
     print()
     print("soak summary (%.1f min, seed %d)" % (args.minutes, seed))
-    print("  leg A (tunnel-server): streams %d (ok %d, cut by faults %d), request/response %d (ok %d, cut %d)" % (
-        c.get("A.streams", 0), c.get("A.streams_ok", 0), c.get("A.streams_cut", 0),
+    print("  leg A (tunnel-server, %s): streams %d (ok %d, cut by faults %d), request/response %d (ok %d, cut %d)" % (
+        "wss://" if args.tls else "ws://", c.get("A.streams", 0), c.get("A.streams_ok", 0), c.get("A.streams_cut", 0),
         c.get("A.rr", 0), c.get("A.rr_ok", 0), c.get("A.rr_cut", 0)))
     print("    bytes up %d, down %d; UDP %d sent, %d back; churn %d (+%d refused); "
-          "local resets %d; garbage connections %d" % (
+          "local resets %d; garbage connections %d (%d inside TLS)" % (
               c.get("A.bytes_up", 0), c.get("A.bytes_down", 0), c.get("A.udp_sent", 0),
               c.get("A.udp_back", 0), c.get("A.churn", 0), c.get("A.churn_refused", 0),
-              c.get("A.local_resets", 0), c.get("A.garbage_conns", 0)))
+              c.get("A.local_resets", 0), c.get("A.garbage_conns", 0), c.get("A.garbage_in_tls", 0)))
     print("    upload chunks (64 KiB) held back over 1 s: %d (%d with no fault), longest %.1f s; "
           "longest stall of a 10 ms sleep here: %.2f s" % (
               c.get("A.held_back", 0), c.get("A.held_back_nofault", 0), c.get("A.held_most", 0),
