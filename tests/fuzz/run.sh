@@ -21,34 +21,22 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
 	mapfile -t targets < <(cd "$here/corpus" && ls)
 fi
-# A smaller quarantine: the whole-program targets allocate large buffers.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=64}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-
-dict_of() {
-	case $1 in
-	fuzz_agent | fuzz_server | fuzz_parsers) echo "$here/tunnel.dict" ;;
-	fuzz_tls_client) echo "$here/tls.dict" ;;
-	*) echo "$here/text.dict" ;;
-	esac
-}
+# shellcheck source=tests/fuzz/target.sh
+. "$here/target.sh"
 
 run_one() {
 	local t=$1 rc=0
 	mkdir -p "$build/corpus/$t"
 	rm -f "$build/$t"-crash-* "$build/$t"-timeout-* "$build/$t"-leak-* "$build/$t"-oom-*
-	local max_len=()
-	# The whole-program targets: a script of 4 KiB is plenty, and longer
-	# ones only make each run slower.
-	case $t in fuzz_agent | fuzz_server) max_len=(-max_len=4096) ;; esac
+	local opts
+	mapfile -t opts < <(options_of "$t")
 	# Inputs that once failed (tests/fuzz/findings/<target without fuzz_>-*)
 	# are replayed first: each is a regression test.
 	local found=("$here/findings/${t#fuzz_}"-*)
 	if [ -e "${found[0]}" ]; then
 		"$build/$t" -timeout=20 "${found[@]}" >"$build/$t.log" 2>&1 || { echo "$?" >"$build/$t.rc"; return; }
 	fi
-	"$build/$t" "${max_len[@]}" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 \
-		-dict="$(dict_of "$t")" -artifact_prefix="$build/$t-" \
+	"$build/$t" "${opts[@]}" -max_total_time="$seconds" -artifact_prefix="$build/$t-" \
 		"$build/corpus/$t" "$here/corpus/$t" >"$build/$t.log" 2>&1 || rc=$?
 	echo "$rc" >"$build/$t.rc"
 }
