@@ -49,7 +49,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -59,6 +58,7 @@ from leg_b import LegB
 from workload import (HANG_S, SAMPLE_S, T0, TOKEN, Proc, StreamService, UdpEcho, now, sample,
                       stats, wait_for)
 
+import certs  # noqa: E402 (tests/integration, on the path workload set)
 import fake_runner as fr  # noqa: E402 (on the path workload set)
 
 
@@ -104,16 +104,6 @@ class Sampler:
     def _loop(self):
         while not self.stop.wait(self.period):
             self.take()
-
-
-def self_signed(out):
-    """A P-256 certificate for localhost and its key, made with openssl."""
-    cert, key = os.path.join(out, "soak-cert.pem"), os.path.join(out, "soak-key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-    return cert, key
 
 
 def median(xs):
@@ -172,9 +162,9 @@ def main(argv):
     p_udp = fr.free_port(kind=socket.SOCK_DGRAM)
     tls_server, tls_agent = [], []
     if args.tls:
-        cert, key = self_signed(args.out)
-        tls_server = ["--tls-cert", cert, "--tls-key", key]
-        tls_agent = ["--ca-file", cert, "--tls-server-name", "localhost"]
+        leaf = certs.Pki(args.out).self_signed("soak", dns=["localhost"], key="ec")
+        tls_server = ["--tls-cert", leaf.cert, "--tls-key", leaf.key]
+        tls_agent = ["--ca-file", leaf.cert, "--tls-server-name", "localhost"]
     server = Proc("server", [args.server, "--listen", "127.0.0.1:%d" % listen, "--token", TOKEN,
                              "--expose", "tcp:127.0.0.1:%d=soak-a:%d" % (p_tcp, svc.port),
                              "--expose", "udp:127.0.0.1:%d=soak-a:%d" % (p_udp, udp.port),
