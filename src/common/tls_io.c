@@ -31,7 +31,10 @@ void tls_io_fail(struct tls_io *io, int err, const char *msg)
 	io->fail_errno = err;
 	if (msg == NULL && err != EPROTO) {
 		msg = strerror(err);
-	} else if (msg == NULL && e < BR_ERR_RECV_FATAL_ALERT && !io->hs_done && io->not_tls) {
+	} else if (msg == NULL && e < BR_ERR_RECV_FATAL_ALERT && !io->hs_done && io->first_byte >= 0 &&
+		   io->first_byte != 22 && io->first_byte != 21) {
+		/* A TLS peer starts with a handshake record or an alert (HTTP
+		 * starts with a letter). */
 		about = "is not speaking TLS (ws:// at one end, wss:// at the other?)";
 	} else if (msg == NULL && e > BR_ERR_OK && e < BR_ERR_RECV_FATAL_ALERT && io->hs_done &&
 		   e != BR_ERR_BAD_MAC) {
@@ -86,6 +89,7 @@ void tls_io_setup(struct tls_io *io, br_ssl_engine_context *eng, int fd, const c
 	io->peer = peer;
 	io->readable = 0;
 	io->writable = 1;
+	io->first_byte = -1;
 	buf_init(&io->rin, TC_TLS_STAGE);
 	buf_init(&io->rout, TC_TLS_STAGE);
 	tls_profile_apply(eng);
@@ -241,11 +245,8 @@ static int pump_recv(struct tls_io *io)
 		if ((size_t)n < room) {
 			io->readable = 0; /* drained: wait for poll */
 		}
-		if (!io->heard) {
-			/* A TLS peer starts with a handshake record or an alert
-			 * (HTTP starts with a letter). */
-			io->heard = 1;
-			io->not_tls = dst[0] != 22 && dst[0] != 21;
+		if (io->first_byte < 0) {
+			io->first_byte = dst[0];
 		}
 		buf_commit(&io->rin, (size_t)n);
 	}

@@ -37,8 +37,7 @@ struct tls_io {
 	int fail_errno; /* errno those calls set: EPROTO or a socket errno */
 	int hs_done;    /* handshake complete */
 	int eof;        /* the socket reached end of stream */
-	int heard;      /* the peer's first bytes came */
-	int not_tls;    /* ... and they were not a TLS record */
+	int first_byte; /* the peer's first byte, or -1 before any came */
 	/* Record bytes between the socket and the engine, so one read or
 	 * write moves many records; and, as for plain sockets, whether poll
 	 * said the socket may be read (written) since the last short call. */
